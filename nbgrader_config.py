@@ -4,9 +4,12 @@ The instructor's notebooks (with solutions and hidden tests) live in ``solutions
 ``nbgrader generate_assignment`` writes the student versions to ``exercises/<assignment>/``.
 See README.md, "For instructors".
 """
+import os
+
 c = get_config()  # noqa: F821 - provided by nbgrader
 
-c.CourseDirectory.root = "."
+# The course is this folder, wherever it is checked out (or copied, as the tests do).
+c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "exercises"
 c.CourseDirectory.course_id = "convnets"
