@@ -1,0 +1,752 @@
+"""What a convolutional network has learned: filters, top-activating patches, class models, saliency.
+
+Explained in the chapter "What convolutional networks learn" (``book/08-interpretation.md``),
+which follows the lecture's slides «Интерпретация моделей», «Что находят свёрточные сети?»,
+«Слой 1» … «Слой 5» and «Максимизация вероятности класса».
+
+- :func:`first_conv`, :func:`filter_grid`: the first layer's filters as one image.
+- :func:`receptive_field`: the input window that one unit of a layer sees, computed from the
+  layers themselves (kernel, stride, padding, dilation of convolutions and poolings; the union of
+  the branches where a residual ``+`` or a ``cat`` joins them).
+- :func:`top_activating_patches`: for each channel of a layer, the ``k`` input patches with the
+  strongest response, cropped to the receptive field (Zeiler and Fergus, 2013).
+- :func:`class_model`: gradient ascent on the input for the class score
+  ``S_c(x) - lambda * ||x||^2`` (Simonyan, Vedaldi and Zisserman, 2013), with the optional blur,
+  jitter and clipping regularisers of later work (Yosinski et al., 2015).
+- :func:`saliency`: ``max_channels |dS_c / dx|`` (Simonyan et al., 2013).
+
+Everything runs on the model's device and is seeded; nothing downloads anything.
+"""
+from __future__ import annotations
+
+import math
+import operator
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "first_conv",
+    "filter_grid",
+    "image_grid",
+    "ReceptiveField",
+    "receptive_field",
+    "Patches",
+    "top_activating_patches",
+    "ClassModel",
+    "class_model",
+    "gaussian_blur",
+    "saliency",
+    "plot_grid",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Filters
+# --------------------------------------------------------------------------------------------
+
+def first_conv(model: nn.Module) -> nn.Conv2d:
+    """The first :class:`~torch.nn.Conv2d` of ``model`` in registration order (its layer 1)."""
+    if isinstance(model, nn.Conv2d):
+        return model
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            return m
+    raise ValueError(f"{type(model).__name__} has no nn.Conv2d: pass a convolutional network")
+
+
+def _normalize01(t: torch.Tensor, per_item: bool) -> torch.Tensor:
+    """Scale to [0, 1]: per item (dim 0) or over the whole tensor."""
+    if per_item:
+        flat = t.reshape(len(t), -1)
+        lo = flat.min(1).values.view(-1, *[1] * (t.ndim - 1))
+        hi = flat.max(1).values.view(-1, *[1] * (t.ndim - 1))
+    else:
+        lo, hi = t.min(), t.max()
+    return (t - lo) / (hi - lo).clamp_min(1e-12)
+
+
+def image_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 1, pad_value: float = 1.0) -> torch.Tensor:
+    """Tile images ``(N, C, h, w)`` into one image ``(C, H, W)``, ``nrow`` images per row
+    (default: about a square), separated by ``pad`` pixels of ``pad_value``."""
+    if images.ndim != 4:
+        raise ValueError(f"images must have shape (N, C, h, w); got {tuple(images.shape)}")
+    n, c, h, w = images.shape
+    if n == 0:
+        raise ValueError("no images to tile")
+    nrow = nrow or math.ceil(math.sqrt(n))
+    ncol_rows = math.ceil(n / nrow)
+    out = torch.full((c, ncol_rows * (h + pad) + pad, nrow * (w + pad) + pad), float(pad_value),
+                     dtype=images.dtype, device=images.device)
+    for i in range(n):
+        r, q = divmod(i, nrow)
+        top, left = pad + r * (h + pad), pad + q * (w + pad)
+        out[:, top : top + h, left : left + w] = images[i]
+    return out
+
+
+def filter_grid(weight: torch.Tensor | nn.Module, nrow: int | None = None, pad: int = 1,
+                normalize: str = "each") -> torch.Tensor:
+    """The filters of a convolution as one image ``(C, H, W)`` with values in ``[0, 1]``.
+
+    ``weight`` is a conv weight ``(C_out, C_in, k, k)`` or a model (its :func:`first_conv` is
+    used). Filters with 3 input channels are shown in colour, others one input channel each
+    (``C_out * C_in`` tiles, gray). ``normalize="each"`` stretches every filter to [0, 1] on its
+    own (shapes show best); ``"all"`` uses one scale (relative strengths show).
+    """
+    if isinstance(weight, nn.Module):
+        weight = first_conv(weight).weight
+    w = weight.detach().float().cpu()
+    if w.ndim != 4:
+        raise ValueError(f"weight must have shape (C_out, C_in, k, k); got {tuple(w.shape)}")
+    if normalize not in ("each", "all"):
+        raise ValueError(f"normalize must be 'each' or 'all'; got {normalize!r}")
+    if w.shape[1] != 3:
+        w = w.reshape(-1, 1, *w.shape[2:])
+    w = _normalize01(w, per_item=normalize == "each")
+    return image_grid(w, nrow=nrow, pad=pad)
+
+
+# --------------------------------------------------------------------------------------------
+# Receptive field
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """The input window of one unit of a layer, per axis ``(height, width)``.
+
+    ``size``: the window's side in input pixels; ``stride``: how far the window moves when the
+    unit moves by one position (the product of the strides before it); ``start``: the input
+    coordinate of the top-left corner of unit ``(0, 0)``'s window (negative where it reaches
+    into the padding). Unit ``(i, j)`` sees rows ``start[0] + i * stride[0]`` to that plus
+    ``size[0]`` (exclusive), and the same for columns.
+    """
+
+    size: tuple[int, int]
+    stride: tuple[int, int]
+    start: tuple[int, int]
+
+    def box(self, i: int, j: int) -> tuple[int, int, int, int]:
+        """``(top, left, bottom, right)`` of unit ``(i, j)``'s window (bottom/right exclusive)."""
+        top = self.start[0] + i * self.stride[0]
+        left = self.start[1] + j * self.stride[1]
+        return top, left, top + self.size[0], left + self.size[1]
+
+    @property
+    def center_offset(self) -> tuple[float, float]:
+        """The input coordinate of the centre of unit ``(0, 0)``'s window."""
+        return (self.start[0] + (self.size[0] - 1) / 2, self.start[1] + (self.size[1] - 1) / 2)
+
+
+_IDENTITY_RF = ReceptiveField((1, 1), (1, 1), (0, 0))
+
+
+class _Global:
+    """Marker: the value depends on the whole input (after global pooling, flatten, linear)."""
+
+    def __repr__(self) -> str:  # pragma: no cover - debugging aid
+        return "GLOBAL"
+
+
+class _Meta:
+    """Marker: not a feature map (a shape, an int)."""
+
+
+_GLOBAL, _META = _Global(), _Meta()
+
+# Modules that act on each position on its own (or only across channels): the window is unchanged.
+_POINTWISE = (
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
+    nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Softplus,
+    nn.BatchNorm2d, nn.BatchNorm1d, nn.InstanceNorm2d, nn.GroupNorm, nn.LocalResponseNorm,
+    nn.Dropout, nn.Dropout2d, nn.AlphaDropout, nn.Identity,
+)
+_GLOBAL_MODULES = (nn.Linear, nn.Flatten, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+_WINDOWED = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    return (int(v[0]), int(v[1])) if isinstance(v, (tuple, list)) else (int(v), int(v))
+
+
+def _window(rf: ReceptiveField, kernel: Any, stride: Any, padding: Any, dilation: Any) -> ReceptiveField:
+    """The window after one sliding-window layer (convolution or pooling)."""
+    k, s, d = _pair(kernel), _pair(stride if stride is not None else kernel), _pair(dilation)
+    if isinstance(padding, str):
+        if padding == "valid":
+            p = (0, 0)
+        elif padding == "same":
+            p = tuple((d[a] * (k[a] - 1)) // 2 for a in range(2))
+        else:
+            raise ValueError(f"unknown padding {padding!r}")
+    else:
+        p = _pair(padding)
+    return ReceptiveField(
+        size=tuple(rf.size[a] + (k[a] - 1) * d[a] * rf.stride[a] for a in range(2)),  # type: ignore[arg-type]
+        stride=tuple(rf.stride[a] * s[a] for a in range(2)),  # type: ignore[arg-type]
+        start=tuple(rf.start[a] - p[a] * rf.stride[a] for a in range(2)),  # type: ignore[arg-type]
+    )
+
+
+def _union(values: list) -> Any:
+    """The window of a value that combines several (``+``, ``*``, ``cat``): their union."""
+    rfs = [v for v in values if not isinstance(v, _Meta)]
+    if not rfs:
+        return _META
+    if any(isinstance(v, _Global) for v in rfs):
+        return _GLOBAL
+    if len({v.stride for v in rfs}) > 1:
+        raise ValueError(f"branches with different strides {[v.stride for v in rfs]} are joined: "
+                         "their units do not line up, so one window cannot describe them")
+    start = tuple(min(v.start[a] for v in rfs) for a in range(2))
+    end = tuple(max(v.start[a] + v.size[a] for v in rfs) for a in range(2))
+    return ReceptiveField(tuple(end[a] - start[a] for a in range(2)), rfs[0].stride, start)  # type: ignore[arg-type]
+
+
+def _module_rf(mod: nn.Module, rf: Any) -> Any:
+    """Propagate the window through one module (recursing into containers)."""
+    if isinstance(rf, (_Global, _Meta)):
+        return rf
+    if isinstance(mod, _WINDOWED):
+        # ceil_mode only adds units at the far end: the windows of the others do not move
+        dil = getattr(mod, "dilation", 1)
+        return _window(rf, mod.kernel_size, mod.stride, mod.padding, dil)
+    if isinstance(mod, _GLOBAL_MODULES):
+        if isinstance(mod, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)) and _pair(mod.output_size) != (1, 1):
+            raise ValueError(f"{mod} with an output other than 1x1 has no fixed window")
+        return _GLOBAL
+    if isinstance(mod, _POINTWISE):
+        return rf
+    if isinstance(mod, nn.Sequential):
+        for child in mod:
+            rf = _module_rf(child, rf)
+        return rf
+    if any(True for _ in mod.children()):
+        return _graph_rf(mod, rf, target=None)
+    raise ValueError(
+        f"cannot tell the receptive field through {type(mod).__name__}: it is not a convolution, a "
+        "pooling, a pointwise layer or a container of those"
+    )
+
+
+def _function_rf(node, args: list) -> Any:
+    """Propagate through a ``call_function`` / ``call_method`` node of a traced graph."""
+    name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", str(node.target))
+    tensors = [a for a in args if isinstance(a, (ReceptiveField, _Global, _Meta))]
+    if name in ("size", "dim", "numel", "getattr", "len"):
+        return _META
+    if name in ("flatten", "view", "reshape", "mean", "sum", "amax", "adaptive_avg_pool2d",
+                "adaptive_max_pool2d", "linear", "squeeze"):
+        return _GLOBAL if tensors and not all(isinstance(t, _Meta) for t in tensors) else _META
+    if name in ("max_pool2d", "avg_pool2d", "_max_pool2d", "boolean_dispatch"):
+        kw = dict(node.kwargs)
+        pos = list(node.args[1:])
+        kernel = kw.get("kernel_size", pos[0] if pos else None)
+        stride = kw.get("stride", pos[1] if len(pos) > 1 else None) or kernel
+        padding = kw.get("padding", pos[2] if len(pos) > 2 else 0)
+        dilation = kw.get("dilation", pos[3] if len(pos) > 3 and "max" in name else 1)
+        rf = args[0]
+        return rf if isinstance(rf, (_Global, _Meta)) else _window(rf, kernel, stride, padding, dilation)
+    if name in ("cat", "stack"):
+        return _union(args[0] if args and isinstance(args[0], list) else tensors)
+    # add, mul, relu, sigmoid, contiguous, ...: pointwise in space, so the union of the inputs
+    return _union(tensors) if tensors else _META
+
+
+def _graph_rf(mod: nn.Module, rf_in: ReceptiveField, target: str | None) -> Any:
+    """Trace ``mod`` with torch.fx and propagate the window through its graph.
+
+    With ``target`` (a submodule's dotted name), stop at the first call of that submodule and
+    return the window of its output."""
+    import torch.fx as fx
+
+    class _Tracer(fx.Tracer):
+        def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+            if target is not None and qualname == target:
+                return True
+            return isinstance(m, _WINDOWED + _GLOBAL_MODULES + _POINTWISE) or super().is_leaf_module(m, qualname)
+
+    try:
+        graph = _Tracer().trace(mod)
+    except Exception as e:  # noqa: BLE001 - any tracing failure: fall back to the children in order
+        if isinstance(mod, nn.Sequential) or target is None:
+            raise ValueError(
+                f"cannot trace {type(mod).__name__} to follow its layers ({e}); pass an nn.Sequential "
+                "of convolutions, poolings and pointwise layers instead"
+            ) from e
+        raise
+    env: dict[str, Any] = {}
+
+    def val(a):
+        if isinstance(a, fx.Node):
+            return env[a.name]
+        if isinstance(a, (list, tuple)):
+            return [val(b) for b in a]
+        return a
+
+    placeholders = 0
+    for node in graph.nodes:
+        if node.op == "placeholder":
+            env[node.name] = rf_in if placeholders == 0 else _META
+            placeholders += 1
+        elif node.op == "get_attr":
+            env[node.name] = _META
+        elif node.op == "call_module":
+            sub = mod.get_submodule(node.target)
+            env[node.name] = _module_rf(sub, val(node.args[0]))
+            if target is not None and node.target == target:
+                return env[node.name]
+        elif node.op in ("call_function", "call_method"):
+            if node.target is getattr:
+                env[node.name] = _META
+                continue
+            args = [val(a) for a in node.args]
+            if node.target in (operator.add, operator.mul, torch.add, torch.mul, operator.iadd):
+                env[node.name] = _union([a for a in args if isinstance(a, (ReceptiveField, _Global, _Meta))])
+            else:
+                flat = []
+                for a in args:
+                    flat.extend(a if isinstance(a, list) else [a])
+                env[node.name] = _function_rf(node, args if node.target in (torch.cat, torch.stack) else flat)
+        elif node.op == "output":
+            out = val(node.args[0])
+            return out[0] if isinstance(out, list) else out
+    if target is not None:
+        raise ValueError(f"layer {target!r} is never called in the forward pass")
+    return _META  # pragma: no cover
+
+
+def _layer_name(model: nn.Module, layer: str | nn.Module) -> str:
+    if isinstance(layer, str):
+        try:
+            model.get_submodule(layer)
+        except AttributeError as e:
+            names = [n for n, _ in model.named_modules() if n]
+            raise ValueError(f"model has no layer {layer!r}; its layers are: {', '.join(names[:40])}"
+                             + (" ..." if len(names) > 40 else "")) from e
+        return layer
+    if isinstance(layer, nn.Module):
+        for n, m in model.named_modules():
+            if m is layer:
+                return n
+        raise ValueError("layer is not a submodule of model: pass model's own module or its dotted name")
+    raise TypeError(f"layer must be a module or its dotted name (str); got {type(layer).__name__}")
+
+
+def receptive_field(model: nn.Module | Sequence[nn.Module], layer: str | nn.Module | None = None) -> ReceptiveField:
+    """The receptive field of one unit of ``layer``'s output in ``model``'s input.
+
+    ``model`` is any module that torch.fx can trace (every model of :mod:`convnets.models`, a
+    torchvision ResNet or VGG, an ``nn.Sequential``) or a list of layers applied in turn;
+    ``layer`` is a submodule or its dotted name (``None``: the model's output). The window is
+    computed from the layers: each convolution or pooling with kernel ``k``, stride ``s``,
+    padding ``p`` and dilation ``d`` maps ``(size, stride, start)`` to
+    ``(size + (k - 1) d stride, stride s, start - p stride)``; pointwise layers keep it; where
+    branches join (a residual ``+``, a ``cat``) the window is their union.
+
+    Raises ``ValueError`` for a layer after global pooling, flatten or a linear layer (its units
+    see the whole image) and for modules it cannot follow.
+
+    >>> net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 4, 3))
+    >>> receptive_field(net)
+    ReceptiveField(size=(8, 8), stride=(2, 2), start=(-1, -1))
+    """
+    if isinstance(model, (list, tuple)):
+        model = nn.Sequential(*model)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module or a list of layers; got {type(model).__name__}")
+    if layer is None:
+        rf = _module_rf(model, _IDENTITY_RF) if isinstance(model, nn.Sequential) else _graph_rf(model, _IDENTITY_RF, None)
+    else:
+        name = _layer_name(model, layer)
+        if name == "":
+            return receptive_field(model, None)
+        rf = _graph_rf(model, _IDENTITY_RF, name)
+    if isinstance(rf, _Global):
+        raise ValueError(f"units of {layer or 'the output'!r} see the whole input (after global pooling, "
+                         "flatten or a linear layer): pick a convolutional layer before them")
+    if not isinstance(rf, ReceptiveField):  # pragma: no cover
+        raise ValueError(f"{layer!r} does not output a feature map")
+    return rf
+
+
+# --------------------------------------------------------------------------------------------
+# Top-activating patches
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class Patches:
+    """The ``k`` strongest responses of each channel of a layer, with their input patches.
+
+    ``values (C, k)``: each channel's responses, strongest first (the maximum over positions
+    of the image); ``indices (C, k)``: the images' positions in the data (int64);
+    ``positions (C, k, 2)``: ``(row, col)`` of the unit in the feature map; ``crops
+    (C, k, C_in, h, w)``: the input patches under the units' receptive field (zero outside the
+    image); ``channels``: which channels of the layer the rows are; ``rf``: the receptive field.
+    """
+
+    values: torch.Tensor
+    indices: torch.Tensor
+    positions: torch.Tensor
+    crops: torch.Tensor
+    channels: list[int]
+    rf: ReceptiveField
+    layer: str = ""
+
+    def grid(self, channels: Sequence[int] | None = None, pad: int = 1) -> torch.Tensor:
+        """One image ``(C_in, H, W)``: a row of ``k`` patches per channel (rows = positions in
+        ``self.channels`` of ``channels``, default all), each patch scaled to [0, 1]."""
+        rows = range(len(self.channels)) if channels is None else [self.channels.index(c) for c in channels]
+        crops = torch.cat([self.crops[r] for r in rows])
+        return image_grid(_normalize01(crops.float(), per_item=True), nrow=self.crops.shape[1], pad=pad)
+
+
+class _StopForward(Exception):
+    """Raised by a hook to skip the layers after the one we read."""
+
+
+def _iter_images(data: torch.Tensor | Iterable, batch_size: int) -> Iterable[torch.Tensor]:
+    if isinstance(data, torch.Tensor):
+        if data.ndim != 4:
+            raise ValueError(f"images must have shape (N, C, H, W); got {tuple(data.shape)}")
+        for i in range(0, len(data), batch_size):
+            yield data[i : i + batch_size]
+        return
+    for batch in data:
+        yield batch[0] if isinstance(batch, (tuple, list)) else batch
+
+
+def _crop(X: torch.Tensor, rf: ReceptiveField, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """Crops ``(M, C, h, w)`` of images ``X (M, C, H, W)`` under units ``(rows, cols)``, zero-padded."""
+    ph, pw = rf.size
+    Xp = F.pad(X, (pw, pw, ph, ph))  # a window may reach up to its size outside the image
+    top = rows * rf.stride[0] + rf.start[0] + ph
+    left = cols * rf.stride[1] + rf.start[1] + pw
+    out = torch.empty(len(X), X.shape[1], ph, pw, dtype=X.dtype, device=X.device)
+    for m in range(len(X)):
+        t, l = int(top[m]), int(left[m])
+        out[m] = Xp[m, :, t : t + ph, l : l + pw]
+    return out
+
+
+@torch.no_grad()
+def top_activating_patches(
+    model: nn.Module,
+    layer: str | nn.Module,
+    data: torch.Tensor | Iterable,
+    k: int = 9,
+    channels: Sequence[int] | None = None,
+    batch_size: int = 500,
+    device: str | torch.device | None = None,
+) -> Patches:
+    """For each channel of ``layer``, the ``k`` images of ``data`` with the strongest response,
+    and the input patch under the strongest unit (Zeiler and Fergus, 2013).
+
+    An image's response for a channel is the maximum of that channel's feature map over the
+    positions; the ``k`` images with the largest responses are kept (each image once per
+    channel), and the patch is cut around the unit that gave the maximum, to the unit's
+    :func:`receptive_field`. ``data`` is images ``(N, C, H, W)`` or a loader of ``(X, y)``
+    batches (in a fixed order: ``indices`` count images in that order). ``channels`` limits the
+    search to some channels. The model runs in eval mode (restored after) on its own device.
+    """
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive integer; got {k!r}")
+    name = _layer_name(model, layer)
+    module = model.get_submodule(name)
+    rf = receptive_field(model, name)
+    dev = torch.device(device) if device is not None else next(iter(model.parameters()), torch.empty(0)).device
+    chans = None if channels is None else torch.as_tensor(list(channels), dtype=torch.long)
+    best_v = best_i = best_p = best_c = None
+    seen = 0
+    grabbed: dict[str, torch.Tensor] = {}
+
+    def hook(_m, _inp, out):
+        # Read the output here: a later in-place ReLU would change it, and nothing after it is needed.
+        grabbed["a"] = out.detach()
+        raise _StopForward
+
+    was_training = model.training
+    model.eval()
+    handle = module.register_forward_hook(hook)
+    try:
+        for X in _iter_images(data, batch_size):
+            X = X.to(dev)
+            try:
+                model(X)
+            except _StopForward:
+                pass
+            a = grabbed.pop("a", None)
+            if a is None or a.ndim != 4:
+                raise ValueError(f"layer {name!r} must output a feature map (N, C, H, W)")
+            if chans is not None:
+                if int(chans.max()) >= a.shape[1] or int(chans.min()) < 0:
+                    raise ValueError(f"channels must lie in 0..{a.shape[1] - 1}; got {channels}")
+                a = a[:, chans.to(a.device)]
+            B, C, H, W = a.shape
+            flat = a.reshape(B, C, H * W).float()
+            v, where = flat.max(2)  # (B, C): each image's strongest unit per channel
+            kb = min(k, B)
+            bv, bb = v.topk(kb, dim=0)  # (kb, C): the batch's best images per channel
+            pos = where.gather(0, bb)  # (kb, C)
+            rows, cols = pos // W, pos % W
+            imgs = X[bb.reshape(-1)]
+            crops = _crop(imgs, rf, rows.reshape(-1), cols.reshape(-1)).reshape(kb, C, *imgs.shape[1:2], *rf.size)
+            cand = (bv, bb + seen, torch.stack([rows, cols], -1), crops)
+            if best_v is None:
+                best_v, best_i, best_p, best_c = cand
+            else:
+                best_v = torch.cat([best_v, cand[0]])
+                best_i = torch.cat([best_i, cand[1]])
+                best_p = torch.cat([best_p, cand[2]])
+                best_c = torch.cat([best_c, cand[3]])
+            kk = min(k, len(best_v))
+            best_v, order = best_v.topk(kk, dim=0)
+            best_i = best_i.gather(0, order)
+            best_p = best_p.gather(0, order[..., None].expand(-1, -1, 2))
+            best_c = best_c[order, torch.arange(C, device=order.device)[None, :].expand_as(order)]
+            seen += B
+    finally:
+        handle.remove()
+        model.train(was_training)
+    if best_v is None:
+        raise ValueError("data gave no images")
+    if seen < k:
+        raise ValueError(f"need at least k={k} images; got {seen}")
+    ch = list(range(best_v.shape[1])) if chans is None else [int(c) for c in chans]
+    return Patches(best_v.T.cpu(), best_i.T.cpu(), best_p.transpose(0, 1).cpu(),
+                   best_c.transpose(0, 1).cpu(), ch, rf, name)
+
+
+# --------------------------------------------------------------------------------------------
+# Class-model visualisation and saliency
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class ClassModel:
+    """The result of :func:`class_model`.
+
+    ``image (C, H, W)``: the optimised input (CPU, float32); ``scores``: the target's score
+    ``S_c`` before each step and after the last (``steps + 1`` values); ``objective``: the
+    objective maximised, at the same moments; ``norms``: ``||x||_2`` at the same moments;
+    ``logits (K,)``: every class's score for the final image.
+    """
+
+    image: torch.Tensor
+    scores: list[float]
+    objective: list[float]
+    norms: list[float]
+    logits: torch.Tensor
+    settings: dict = field(default_factory=dict)
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Blur images ``(N, C, H, W)`` with a separable Gaussian of standard deviation ``sigma``
+    pixels (reflect padding); ``sigma <= 0`` returns ``x``."""
+    if sigma <= 0:
+        return x
+    r = max(1, int(math.ceil(3 * sigma)))
+    t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
+    g = torch.exp(-0.5 * (t / sigma) ** 2)
+    g = g / g.sum()
+    C = x.shape[1]
+    r_h, r_w = min(r, x.shape[2] - 1), min(r, x.shape[3] - 1)
+    xp = F.pad(x, (r_w, r_w, r_h, r_h), mode="reflect")
+    gh = g[r - r_h : r + r_h + 1]
+    gw = g[r - r_w : r + r_w + 1]
+    y = F.conv2d(xp, gh.view(1, 1, -1, 1).expand(C, 1, -1, 1).contiguous(), groups=C)
+    return F.conv2d(y, gw.view(1, 1, 1, -1).expand(C, 1, 1, -1).contiguous(), groups=C)
+
+
+def _check_target(target: int, k: int | None = None) -> int:
+    if isinstance(target, torch.Tensor) and target.numel() == 1:
+        target = int(target)
+    if not isinstance(target, int) or isinstance(target, bool) or target < 0 or (k is not None and target >= k):
+        raise ValueError(f"target must be a class index in 0..{(k or 0) - 1 if k else 'K-1'}; got {target!r}")
+    return target
+
+
+def class_model(
+    model: nn.Module,
+    target: int,
+    image_shape: Sequence[int] = (1, 28, 28),
+    steps: int = 200,
+    lr: float = 0.1,
+    l2: float = 0.0,
+    objective: str = "score",
+    init: str | torch.Tensor = "zeros",
+    blur_sigma: float = 0.0,
+    blur_every: int = 4,
+    jitter: int = 0,
+    clip: tuple[float, float] | None = None,
+    clip_norm_pct: float = 0.0,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+) -> ClassModel:
+    """The input that maximises class ``target``'s score: gradient ascent on the image.
+
+    Maximises ``S_c(x) - l2 * ||x||_2^2`` (``objective="score"``, the unnormalised score,
+    Simonyan et al. 2013) or ``log softmax_c(x) - l2 * ||x||_2^2`` (``"log_softmax"``) by plain
+    gradient ascent, ``x <- x + lr * grad``, from ``init``: ``"zeros"`` (Simonyan's start),
+    ``"noise"`` (seeded ``N(0, 0.01^2)``, the slide's start) or a tensor ``image_shape``.
+
+    Optional regularisers (Yosinski et al. 2015 and later work):
+
+    - ``jitter``: shift the image by up to ``jitter`` pixels (seeded, random each step)
+      before the forward pass;
+    - ``blur_sigma`` / ``blur_every``: Gaussian-blur the image every ``blur_every`` steps;
+    - ``clip``: clamp the pixels to ``(low, high)`` after each step;
+    - ``clip_norm_pct``: zero the pixels whose norm over channels is in the lowest
+      ``clip_norm_pct`` percent, after each step.
+
+    ``model`` maps ``(N, *image_shape)`` to logits ``(N, K)``; it runs in eval mode (restored
+    after) on its device. Returns a :class:`ClassModel`.
+    """
+    if objective not in ("score", "log_softmax"):
+        raise ValueError(f"objective must be 'score' or 'log_softmax'; got {objective!r}")
+    if not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be a non-negative integer; got {steps!r}")
+    if l2 < 0:
+        raise ValueError(f"l2 must be non-negative; got {l2}")
+    target = _check_target(target)
+    dev = torch.device(device) if device is not None else next(iter(model.parameters()), torch.empty(0)).device
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    shape = tuple(int(s) for s in image_shape)
+    if isinstance(init, torch.Tensor):
+        if tuple(init.shape) != shape:
+            raise ValueError(f"init has shape {tuple(init.shape)}; expected image_shape {shape}")
+        x = init.detach().float().clone()
+    elif init == "zeros":
+        x = torch.zeros(shape)
+    elif init == "noise":
+        x = 0.01 * torch.randn(shape, generator=g)
+    else:
+        raise ValueError(f"init must be 'zeros', 'noise' or a tensor; got {init!r}")
+    x = x[None].to(dev)
+    was_training = model.training
+    model.eval()
+    scores, objs, norms = [], [], []
+
+    def evaluate(img: torch.Tensor):
+        logits = model(img)
+        if isinstance(logits, (tuple, list)):
+            logits = logits[0]
+        if target >= logits.shape[1]:
+            raise ValueError(f"target {target} is out of range for a model with {logits.shape[1]} classes")
+        s = logits[0, target]
+        base = s if objective == "score" else F.log_softmax(logits.float(), 1)[0, target]
+        return logits, s, base - l2 * (x_var**2).sum()
+
+    try:
+        for step in range(steps + 1):
+            x_var = x.detach().requires_grad_(True)
+            img = x_var
+            if jitter and step < steps:
+                dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=g))
+                img = torch.roll(x_var, shifts=(dy, dx), dims=(2, 3))
+            logits, s, obj = evaluate(img)
+            scores.append(float(s))
+            objs.append(float(obj))
+            norms.append(float(x_var.detach().norm()))
+            if step == steps:
+                break
+            (grad,) = torch.autograd.grad(obj, x_var)
+            with torch.no_grad():
+                x = x_var.detach() + lr * grad
+                if blur_sigma > 0 and blur_every > 0 and (step + 1) % blur_every == 0:
+                    x = gaussian_blur(x, blur_sigma)
+                if clip is not None:
+                    x = x.clamp(clip[0], clip[1])
+                if clip_norm_pct > 0:
+                    n = x.norm(dim=1, keepdim=True)
+                    thr = torch.quantile(n.flatten().float(), clip_norm_pct / 100)
+                    x = torch.where(n < thr, torch.zeros_like(x), x)
+    finally:
+        model.train(was_training)
+    settings = dict(target=target, steps=steps, lr=lr, l2=l2, objective=objective, blur_sigma=blur_sigma,
+                    blur_every=blur_every, jitter=jitter, clip=clip, clip_norm_pct=clip_norm_pct, seed=seed,
+                    init=init if isinstance(init, str) else "tensor")
+    return ClassModel(x[0].detach().float().cpu(), scores, objs, norms, logits[0].detach().float().cpu(), settings)
+
+
+def saliency(model: nn.Module, x: torch.Tensor, target: int | torch.Tensor | None = None) -> torch.Tensor:
+    """Image-specific class saliency ``max_channels |dS_c / dx|`` (Simonyan et al. 2013).
+
+    ``x`` is ``(N, C, H, W)`` or one image ``(C, H, W)``; ``target`` a class index, one per
+    image ``(N,)``, or ``None`` for each image's predicted class. Returns ``(N, H, W)`` (or
+    ``(H, W)`` for one image), float32, on ``x``'s device. The model runs in eval mode.
+    """
+    if not isinstance(x, torch.Tensor) or x.ndim not in (3, 4):
+        raise ValueError(f"x must be images (N, C, H, W) or one image (C, H, W); got "
+                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+    single = x.ndim == 3
+    X = (x[None] if single else x).detach().float().clone().requires_grad_(True)
+    was_training = model.training
+    model.eval()
+    try:
+        logits = model(X)
+        if isinstance(logits, (tuple, list)):
+            logits = logits[0]
+        if target is None:
+            t = logits.argmax(1)
+        else:
+            t = torch.as_tensor(target, device=logits.device).long().reshape(-1)
+            if t.numel() == 1:
+                t = t.expand(len(X))
+            if t.numel() != len(X):
+                raise ValueError(f"target must be one class or one per image ({len(X)}); got {t.numel()}")
+            if int(t.min()) < 0 or int(t.max()) >= logits.shape[1]:
+                raise ValueError(f"target must lie in 0..{logits.shape[1] - 1}")
+        (grad,) = torch.autograd.grad(logits.gather(1, t[:, None]).sum(), X)
+    finally:
+        model.train(was_training)
+    s = grad.abs().amax(1)
+    return s[0] if single else s
+
+
+# --------------------------------------------------------------------------------------------
+# Plotting
+# --------------------------------------------------------------------------------------------
+
+def plot_grid(images: torch.Tensor | Sequence[torch.Tensor], titles: Sequence[str] | None = None,
+              nrow: int | None = None, size: float = 1.2, cmap: str = "gray", normalize: bool = True,
+              suptitle: str | None = None, row_labels: Sequence[str] | None = None):
+    """Show images ``(N, C, h, w)`` (C = 1 or 3) in a grid of axes; returns the figure.
+
+    ``normalize`` stretches each image to [0, 1]; ``row_labels`` label the rows on the left."""
+    import matplotlib.pyplot as plt
+
+    imgs = torch.stack(list(images)) if not isinstance(images, torch.Tensor) else images
+    imgs = imgs.detach().float().cpu()
+    if imgs.ndim == 3:
+        imgs = imgs[:, None]
+    n = len(imgs)
+    nrow = nrow or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / nrow)
+    fig, axes = plt.subplots(rows, nrow, figsize=(size * nrow, size * rows + (0.3 if suptitle else 0)),
+                             squeeze=False)
+    if normalize:
+        imgs = _normalize01(imgs, per_item=True)
+    for i, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for s in ax.spines.values():
+            s.set_visible(False)
+        if i >= n:
+            continue
+        im = imgs[i]
+        if im.shape[0] == 3:
+            ax.imshow(im.permute(1, 2, 0).clamp(0, 1).numpy())
+        else:
+            ax.imshow(im[0].numpy(), cmap=cmap, vmin=0 if normalize else None, vmax=1 if normalize else None)
+        if titles is not None and i < len(titles):
+            ax.set_title(titles[i], fontsize=8)
+    if row_labels is not None:
+        for r, lab in enumerate(row_labels[:rows]):
+            axes[r, 0].set_ylabel(lab, fontsize=8, rotation=0, ha="right", va="center")
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    fig.tight_layout()
+    return fig
