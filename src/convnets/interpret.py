@@ -447,7 +447,7 @@ def top_activating_patches(
 
     An image's response for a channel is the maximum of that channel's feature map over the
     positions; the ``k`` images with the largest responses are kept (each image once per
-    channel), and the patch is cut around the unit that gave the maximum, to the unit's
+    channel; among equal responses the earlier image), and the patch is cut around the unit that gave the maximum, to the unit's
     :func:`receptive_field`. ``data`` is images ``(N, C, H, W)`` or a loader of ``(X, y)``
     batches (in a fixed order: ``indices`` count images in that order). ``channels`` limits the
     search to some channels. The model runs in eval mode (restored after) on its own device.
@@ -489,7 +489,9 @@ def top_activating_patches(
             flat = a.reshape(B, C, H * W).float()
             v, where = flat.max(2)  # (B, C): each image's strongest unit per channel
             kb = min(k, B)
-            bv, bb = v.topk(kb, dim=0)  # (kb, C): the batch's best images per channel
+            # a stable sort: among equal responses the earlier image wins, whatever the batch size
+            bv, bb = v.sort(dim=0, descending=True, stable=True)
+            bv, bb = bv[:kb], bb[:kb]  # (kb, C): the batch's best images per channel
             pos = where.gather(0, bb)  # (kb, C)
             rows, cols = pos // W, pos % W
             imgs = X[bb.reshape(-1)]
@@ -503,7 +505,8 @@ def top_activating_patches(
                 best_p = torch.cat([best_p, cand[2]])
                 best_c = torch.cat([best_c, cand[3]])
             kk = min(k, len(best_v))
-            best_v, order = best_v.topk(kk, dim=0)
+            best_v, order = best_v.sort(dim=0, descending=True, stable=True)
+            best_v, order = best_v[:kk], order[:kk]
             best_i = best_i.gather(0, order)
             best_p = best_p.gather(0, order[..., None].expand(-1, -1, 2))
             best_c = best_c[order, torch.arange(C, device=order.device)[None, :].expand_as(order)]
@@ -647,8 +650,8 @@ def class_model(
                 dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=g))
                 img = torch.roll(x_var, shifts=(dy, dx), dims=(2, 3))
             logits, s, obj = evaluate(img)
-            scores.append(float(s))
-            objs.append(float(obj))
+            scores.append(s.item())
+            objs.append(obj.item())
             norms.append(float(x_var.detach().norm()))
             if step == steps:
                 break
