@@ -4,6 +4,8 @@ from ._base import ConvNet, create_model, list_models, register_model
 from .simple import SimpleCNN, simple_cnn
 
 # Each family adds its import line below (one line per family file).
+from .resnet import ResNet, BasicBlock, Bottleneck, resnet18, resnet34, resnet50, resnet101, resnet152
+from .resnet_cifar import CifarResNet, resnet_cifar, plain_cifar
 from .lenet import LeNet5, lenet5
 from .alexnet import AlexNet, alexnet, alexnet_mini
 from .vgg import VGG, VGG_CONFIGS, vgg, vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16, vgg16_bn, vgg19, vgg19_bn, vgg_mini
