@@ -20,7 +20,6 @@ Everything runs on the model's device and is seeded; nothing downloads anything.
 from __future__ import annotations
 
 import math
-import operator
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
@@ -145,36 +144,52 @@ _IDENTITY_RF = ReceptiveField((1, 1), (1, 1), (0, 0))
 
 
 class _Global:
-    """Marker: the value depends on the whole input (after global pooling, flatten, linear)."""
-
-    def __repr__(self) -> str:  # pragma: no cover - debugging aid
-        return "GLOBAL"
+    """Marker: a value that depends on the whole input (after global pooling, flatten, linear)."""
 
 
-class _Meta:
-    """Marker: not a feature map (a shape, an int)."""
+_GLOBAL = _Global()
+
+# Functions that act on each position on its own (or only across channels): the output's window
+# is the union of the inputs' windows.
+_POINTWISE_NAMES = {
+    "relu", "relu_", "relu6", "leaky_relu", "leaky_relu_", "prelu", "elu", "elu_", "selu", "celu", "gelu",
+    "silu", "mish", "sigmoid", "sigmoid_", "tanh", "tanh_", "hardswish", "hardsigmoid", "hardtanh",
+    "hardtanh_", "softplus", "threshold", "threshold_", "batch_norm", "instance_norm", "group_norm",
+    "local_response_norm", "dropout", "dropout2d", "alpha_dropout", "feature_alpha_dropout", "add", "add_",
+    "__add__", "__iadd__", "__radd__", "sub", "sub_", "__sub__", "__rsub__", "mul", "mul_", "__mul__",
+    "__imul__", "__rmul__", "div", "div_", "__truediv__", "clamp", "clamp_", "clip", "contiguous", "clone",
+    "to", "float", "half", "bfloat16", "type", "detach", "exp", "abs", "neg", "pow", "__pow__", "sqrt",
+    "rsqrt", "softmax", "log_softmax", "cat", "stack", "chunk", "split", "__getitem__", "where",
+    "channel_shuffle", "native_channel_shuffle", "permute", "transpose", "view", "reshape", "flatten",
+    "mean", "sum", "amax", "amin", "max", "min",
+}
+_GLOBAL_NAMES = {"linear", "adaptive_avg_pool2d", "adaptive_max_pool2d", "adaptive_max_pool2d_with_indices",
+                 "matmul", "__matmul__", "mm", "bmm", "addmm"}
+_SHAPE_NAMES = {"permute", "transpose", "view", "reshape", "flatten", "mean", "sum", "amax", "amin", "max",
+                "min", "chunk", "split", "__getitem__", "stack", "squeeze", "unsqueeze"}
 
 
-_GLOBAL, _META = _Global(), _Meta()
-
-# Modules that act on each position on its own (or only across channels): the window is unchanged.
-_POINTWISE = (
-    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
-    nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Softplus,
-    nn.BatchNorm2d, nn.BatchNorm1d, nn.InstanceNorm2d, nn.GroupNorm, nn.LocalResponseNorm,
-    nn.Dropout, nn.Dropout2d, nn.AlphaDropout, nn.Identity,
-)
-_GLOBAL_MODULES = (nn.Linear, nn.Flatten, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
-_WINDOWED = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
-
-
-def _pair(v: Any) -> tuple[int, int]:
-    return (int(v[0]), int(v[1])) if isinstance(v, (tuple, list)) else (int(v), int(v))
+def _union(values: list) -> Any:
+    """The window of a value that combines several (``+``, ``*``, ``cat``): their union."""
+    if not values:
+        return None
+    if any(isinstance(v, _Global) for v in values):
+        return _GLOBAL
+    if len({v.stride for v in values}) > 1:
+        raise ValueError(f"branches with different strides {[v.stride for v in values]} are joined: "
+                         "their units do not line up, so one window cannot describe them")
+    start = tuple(min(v.start[a] for v in values) for a in range(2))
+    end = tuple(max(v.start[a] + v.size[a] for v in values) for a in range(2))
+    return ReceptiveField(tuple(end[a] - start[a] for a in range(2)), values[0].stride, start)  # type: ignore[arg-type]
 
 
-def _window(rf: ReceptiveField, kernel: Any, stride: Any, padding: Any, dilation: Any) -> ReceptiveField:
-    """The window after one sliding-window layer (convolution or pooling)."""
-    k, s, d = _pair(kernel), _pair(stride if stride is not None else kernel), _pair(dilation)
+def _window(rf: ReceptiveField, kernel: Any, stride: Any, padding: Any, dilation: Any = 1) -> ReceptiveField:
+    """The window after one sliding-window layer (convolution or pooling) with kernel ``k``,
+    stride ``s``, padding ``p``, dilation ``d``: ``size + (k - 1) d stride``, ``stride s``,
+    ``start - p stride``. (``ceil_mode`` only adds units at the far end: no window moves.)"""
+    k = _pair(kernel)
+    s = _pair(stride) if stride not in (None, [], ()) else k
+    d = _pair(dilation)
     if isinstance(padding, str):
         if padding == "valid":
             p = (0, 0)
@@ -191,132 +206,127 @@ def _window(rf: ReceptiveField, kernel: Any, stride: Any, padding: Any, dilation
     )
 
 
-def _union(values: list) -> Any:
-    """The window of a value that combines several (``+``, ``*``, ``cat``): their union."""
-    rfs = [v for v in values if not isinstance(v, _Meta)]
-    if not rfs:
-        return _META
-    if any(isinstance(v, _Global) for v in rfs):
-        return _GLOBAL
-    if len({v.stride for v in rfs}) > 1:
-        raise ValueError(f"branches with different strides {[v.stride for v in rfs]} are joined: "
-                         "their units do not line up, so one window cannot describe them")
-    start = tuple(min(v.start[a] for v in rfs) for a in range(2))
-    end = tuple(max(v.start[a] + v.size[a] for v in rfs) for a in range(2))
-    return ReceptiveField(tuple(end[a] - start[a] for a in range(2)), rfs[0].stride, start)  # type: ignore[arg-type]
+def _pair(v: Any) -> tuple[int, int]:
+    if isinstance(v, (tuple, list)):
+        return (int(v[0]), int(v[-1])) if len(v) else (0, 0)
+    return (int(v), int(v))
 
 
-def _module_rf(mod: nn.Module, rf: Any) -> Any:
-    """Propagate the window through one module (recursing into containers)."""
-    if isinstance(rf, (_Global, _Meta)):
-        return rf
-    if isinstance(mod, _WINDOWED):
-        # ceil_mode only adds units at the far end: the windows of the others do not move
-        dil = getattr(mod, "dilation", 1)
-        return _window(rf, mod.kernel_size, mod.stride, mod.padding, dil)
-    if isinstance(mod, _GLOBAL_MODULES):
-        if isinstance(mod, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)) and _pair(mod.output_size) != (1, 1):
-            raise ValueError(f"{mod} with an output other than 1x1 has no fixed window")
-        return _GLOBAL
-    if isinstance(mod, _POINTWISE):
-        return rf
-    if isinstance(mod, nn.Sequential):
-        for child in mod:
-            rf = _module_rf(child, rf)
-        return rf
-    if any(True for _ in mod.children()):
-        return _graph_rf(mod, rf, target=None)
-    raise ValueError(
-        f"cannot tell the receptive field through {type(mod).__name__}: it is not a convolution, a "
-        "pooling, a pointwise layer or a container of those"
-    )
+def _arg(args: tuple, kwargs: dict, i: int, name: str, default: Any = None) -> Any:
+    if name in kwargs:
+        return kwargs[name]
+    return args[i] if len(args) > i else default
 
 
-def _function_rf(node, args: list) -> Any:
-    """Propagate through a ``call_function`` / ``call_method`` node of a traced graph."""
-    name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", str(node.target))
-    tensors = [a for a in args if isinstance(a, (ReceptiveField, _Global, _Meta))]
-    if name in ("size", "dim", "numel", "getattr", "len"):
-        return _META
-    if name in ("flatten", "view", "reshape", "mean", "sum", "amax", "adaptive_avg_pool2d",
-                "adaptive_max_pool2d", "linear", "squeeze"):
-        return _GLOBAL if tensors and not all(isinstance(t, _Meta) for t in tensors) else _META
-    if name in ("max_pool2d", "avg_pool2d", "_max_pool2d", "boolean_dispatch"):
-        kw = dict(node.kwargs)
-        pos = list(node.args[1:])
-        kernel = kw.get("kernel_size", pos[0] if pos else None)
-        stride = kw.get("stride", pos[1] if len(pos) > 1 else None) or kernel
-        padding = kw.get("padding", pos[2] if len(pos) > 2 else 0)
-        dilation = kw.get("dilation", pos[3] if len(pos) > 3 and "max" in name else 1)
-        rf = args[0]
-        return rf if isinstance(rf, (_Global, _Meta)) else _window(rf, kernel, stride, padding, dilation)
-    if name in ("cat", "stack"):
-        return _union(args[0] if args and isinstance(args[0], list) else tensors)
-    # add, mul, relu, sigmoid, contiguous, ...: pointwise in space, so the union of the inputs
-    return _union(tensors) if tensors else _META
+class _RFTracker:
+    """Runs a forward pass and attaches a window to every feature map it computes.
 
+    A :class:`torch.overrides.TorchFunctionMode` sees every torch function the model calls
+    (``F.conv2d``, ``F.max_pool2d``, ``+``, slicing, ``F.pad`` ...), whatever Python control
+    flow surrounds it, and computes the output's window from the inputs'.
+    """
 
-def _graph_rf(mod: nn.Module, rf_in: ReceptiveField, target: str | None) -> Any:
-    """Trace ``mod`` with torch.fx and propagate the window through its graph.
+    def __init__(self) -> None:
+        self.rf: dict[int, tuple[torch.Tensor, Any]] = {}  # id -> (tensor kept alive, window)
 
-    With ``target`` (a submodule's dotted name), stop at the first call of that submodule and
-    return the window of its output."""
-    import torch.fx as fx
+    def get(self, t: Any) -> Any:
+        if isinstance(t, torch.Tensor):
+            hit = self.rf.get(id(t))
+            if hit is not None and hit[0] is t:
+                return hit[1]
+        return None
 
-    class _Tracer(fx.Tracer):
-        def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-            if target is not None and qualname == target:
-                return True
-            return isinstance(m, _WINDOWED + _GLOBAL_MODULES + _POINTWISE) or super().is_leaf_module(m, qualname)
+    def set(self, t: Any, rf: Any) -> None:
+        if isinstance(t, torch.Tensor) and rf is not None:
+            self.rf[id(t)] = (t, rf)
+        elif isinstance(t, (tuple, list)):
+            for u in t:
+                self.set(u, rf)
 
-    try:
-        graph = _Tracer().trace(mod)
-    except Exception as e:  # noqa: BLE001 - any tracing failure: fall back to the children in order
-        if isinstance(mod, nn.Sequential) or target is None:
-            raise ValueError(
-                f"cannot trace {type(mod).__name__} to follow its layers ({e}); pass an nn.Sequential "
-                "of convolutions, poolings and pointwise layers instead"
-            ) from e
-        raise
-    env: dict[str, Any] = {}
+    def inputs(self, args: tuple, kwargs: dict) -> list:
+        out = []
 
-    def val(a):
-        if isinstance(a, fx.Node):
-            return env[a.name]
-        if isinstance(a, (list, tuple)):
-            return [val(b) for b in a]
-        return a
+        def visit(a):
+            if isinstance(a, torch.Tensor):
+                r = self.get(a)
+                if r is not None:
+                    out.append(r)
+            elif isinstance(a, (tuple, list)):
+                for b in a:
+                    visit(b)
 
-    placeholders = 0
-    for node in graph.nodes:
-        if node.op == "placeholder":
-            env[node.name] = rf_in if placeholders == 0 else _META
-            placeholders += 1
-        elif node.op == "get_attr":
-            env[node.name] = _META
-        elif node.op == "call_module":
-            sub = mod.get_submodule(node.target)
-            env[node.name] = _module_rf(sub, val(node.args[0]))
-            if target is not None and node.target == target:
-                return env[node.name]
-        elif node.op in ("call_function", "call_method"):
-            if node.target is getattr:
-                env[node.name] = _META
-                continue
-            args = [val(a) for a in node.args]
-            if node.target in (operator.add, operator.mul, torch.add, torch.mul, operator.iadd):
-                env[node.name] = _union([a for a in args if isinstance(a, (ReceptiveField, _Global, _Meta))])
-            else:
-                flat = []
-                for a in args:
-                    flat.extend(a if isinstance(a, list) else [a])
-                env[node.name] = _function_rf(node, args if node.target in (torch.cat, torch.stack) else flat)
-        elif node.op == "output":
-            out = val(node.args[0])
-            return out[0] if isinstance(out, list) else out
-    if target is not None:
-        raise ValueError(f"layer {target!r} is never called in the forward pass")
-    return _META  # pragma: no cover
+        visit(args)
+        visit(tuple(kwargs.values()))
+        return out
+
+    def propagate(self, func: Any, args: tuple, kwargs: dict, out: Any) -> Any:
+        ins = self.inputs(args, kwargs)
+        if not ins:
+            return None
+        name = getattr(func, "__name__", str(func))
+        first = args[0] if args else None
+        if any(isinstance(r, _Global) for r in ins):
+            return _GLOBAL
+        rf_in = _union(ins)
+        if name == "conv2d":
+            w = _arg(args, kwargs, 1, "weight")
+            return _window(rf_in, tuple(w.shape[-2:]), _arg(args, kwargs, 3, "stride", 1),
+                           _arg(args, kwargs, 4, "padding", 0), _arg(args, kwargs, 5, "dilation", 1))
+        if name in ("max_pool2d", "max_pool2d_with_indices", "_max_pool2d", "avg_pool2d", "lp_pool2d"):
+            k = _arg(args, kwargs, 1, "kernel_size")
+            is_max = "max" in name
+            return _window(rf_in, k, _arg(args, kwargs, 2, "stride", None), _arg(args, kwargs, 3, "padding", 0),
+                           _arg(args, kwargs, 4, "dilation", 1) if is_max else 1)
+        if name in _GLOBAL_NAMES:
+            if name.startswith("adaptive") and _pair(_arg(args, kwargs, 1, "output_size")) == tuple(first.shape[-2:]):
+                return rf_in  # an adaptive pooling that keeps the size does nothing
+            return _GLOBAL
+        if name == "pad":
+            pad = list(_arg(args, kwargs, 1, "pad"))
+            left, top = (pad + [0, 0, 0, 0])[0], (pad + [0, 0, 0, 0])[2]
+            return ReceptiveField(rf_in.size, rf_in.stride,
+                                  (rf_in.start[0] - top * rf_in.stride[0], rf_in.start[1] - left * rf_in.stride[1]))
+        if name == "__getitem__" and isinstance(first, torch.Tensor) and first.ndim >= 2:
+            return self._slice(rf_in, first, args[1])
+        if name in _POINTWISE_NAMES or name in _SHAPE_NAMES:
+            return self._spatial_check(name, first, out, rf_in)
+        outs = out if isinstance(out, (tuple, list)) else (out,)
+        if all(isinstance(o, torch.Tensor) and o.ndim >= 2 and isinstance(first, torch.Tensor) and first.ndim >= 2
+               and o.shape[-2:] == first.shape[-2:] for o in outs):
+            return rf_in  # an unknown function that keeps the spatial size: taken as pointwise
+        if not any(isinstance(o, torch.Tensor) and o.is_floating_point() for o in outs):
+            return None  # shapes, indices, booleans
+        raise ValueError(f"cannot tell the receptive field through {name}: it is not a convolution, a "
+                         "pooling or a pointwise operation")
+
+    @staticmethod
+    def _spatial_check(name: str, first: Any, out: Any, rf_in: Any) -> Any:
+        """Pointwise and shape functions keep the window only while the last two axes stay the
+        spatial axes of the feature map."""
+        if name in _SHAPE_NAMES and isinstance(first, torch.Tensor):
+            outs = out if isinstance(out, (tuple, list)) else (out,)
+            for o in outs:
+                if not isinstance(o, torch.Tensor) or o.ndim < 2 or first.ndim < 2 or o.shape[-2:] != first.shape[-2:]:
+                    return _GLOBAL
+        return rf_in
+
+    @staticmethod
+    def _slice(rf: ReceptiveField, t: torch.Tensor, idx: Any) -> Any:
+        """``x[..., a::s, b::s]`` takes every ``s``-th unit from ``a``: a 1x1 window, stride ``s``."""
+        idx = idx if isinstance(idx, tuple) else (idx,)
+        if any(i is Ellipsis for i in idx):
+            e = idx.index(Ellipsis)
+            idx = idx[:e] + (slice(None),) * (t.ndim - len(idx) + 1) + idx[e + 1 :]
+        idx = idx + (slice(None),) * (t.ndim - len(idx))
+        if len(idx) != t.ndim or not all(isinstance(i, slice) for i in idx[-2:]):
+            return _GLOBAL
+        start, step = [], []
+        for a, sl in enumerate(idx[-2:]):
+            b, _, s = sl.indices(t.shape[t.ndim - 2 + a])
+            start.append(b)
+            step.append(s)
+        return ReceptiveField(rf.size, (rf.stride[0] * step[0], rf.stride[1] * step[1]),
+                              (rf.start[0] + start[0] * rf.stride[0], rf.start[1] + start[1] * rf.stride[1]))
 
 
 def _layer_name(model: nn.Module, layer: str | nn.Module) -> str:
@@ -336,40 +346,90 @@ def _layer_name(model: nn.Module, layer: str | nn.Module) -> str:
     raise TypeError(f"layer must be a module or its dotted name (str); got {type(layer).__name__}")
 
 
-def receptive_field(model: nn.Module | Sequence[nn.Module], layer: str | nn.Module | None = None) -> ReceptiveField:
+class _StopForward(Exception):
+    """Raised by a hook to skip the layers after the one we read."""
+
+
+def _default_input_size(model: nn.Module) -> tuple[int, int, int, int]:
+    conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    return (1, conv.in_channels if conv is not None else 1, 64, 64)
+
+
+def receptive_field(model: nn.Module | Sequence[nn.Module], layer: str | nn.Module | None = None,
+                    input_size: Sequence[int] | None = None) -> ReceptiveField:
     """The receptive field of one unit of ``layer``'s output in ``model``'s input.
 
-    ``model`` is any module that torch.fx can trace (every model of :mod:`convnets.models`, a
-    torchvision ResNet or VGG, an ``nn.Sequential``) or a list of layers applied in turn;
-    ``layer`` is a submodule or its dotted name (``None``: the model's output). The window is
-    computed from the layers: each convolution or pooling with kernel ``k``, stride ``s``,
-    padding ``p`` and dilation ``d`` maps ``(size, stride, start)`` to
-    ``(size + (k - 1) d stride, stride s, start - p stride)``; pointwise layers keep it; where
-    branches join (a residual ``+``, a ``cat``) the window is their union.
+    ``model`` is any module (or a list of layers applied in turn); ``layer`` a submodule or its
+    dotted name (``None``: the model's output). The window is computed from the layers, not
+    measured: the model runs once on zeros of ``input_size`` (default ``(1, C, 64, 64)``, C the
+    first convolution's input channels; give the real size if the model needs one) while every
+    torch operation it calls passes the window on. A convolution or pooling with kernel ``k``,
+    stride ``s``, padding ``p`` and dilation ``d`` maps ``(size, stride, start)`` to
+    ``(size + (k - 1) d stride, stride s, start - p stride)``; pointwise operations keep it;
+    strided slicing ``x[:, :, ::s, ::s]`` and ``F.pad`` shift and stride it; where branches join
+    (a residual ``+``, a ``cat``) the window is their union.
 
     Raises ``ValueError`` for a layer after global pooling, flatten or a linear layer (its units
-    see the whole image) and for modules it cannot follow.
+    see the whole image) and for operations it cannot follow.
 
     >>> net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 4, 3))
     >>> receptive_field(net)
     ReceptiveField(size=(8, 8), stride=(2, 2), start=(-1, -1))
     """
+    from torch.overrides import TorchFunctionMode
+
     if isinstance(model, (list, tuple)):
         model = nn.Sequential(*model)
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module or a list of layers; got {type(model).__name__}")
-    if layer is None:
-        rf = _module_rf(model, _IDENTITY_RF) if isinstance(model, nn.Sequential) else _graph_rf(model, _IDENTITY_RF, None)
-    else:
-        name = _layer_name(model, layer)
-        if name == "":
-            return receptive_field(model, None)
-        rf = _graph_rf(model, _IDENTITY_RF, name)
+    name = None if layer is None else _layer_name(model, layer)
+    size = tuple(int(s) for s in (input_size or _default_input_size(model)))
+    if len(size) == 3:
+        size = (1, *size)
+    if len(size) != 4:
+        raise ValueError(f"input_size must be (N, C, H, W) or (C, H, W); got {input_size}")
+    tracker = _RFTracker()
+    found: dict[str, Any] = {}
+
+    class _Mode(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            tracker.set(out, tracker.propagate(func, args, kwargs, out))
+            return out
+
+    def hook(_m, _inp, out):
+        found["rf"] = tracker.get(out if isinstance(out, torch.Tensor) else out[0])
+        raise _StopForward
+
+    p = next(iter(model.parameters()), None)
+    x = torch.zeros(size, device=p.device if p is not None else "cpu",
+                    dtype=p.dtype if p is not None and p.is_floating_point() else torch.float32)
+    tracker.set(x, _IDENTITY_RF)
+    handle = model.get_submodule(name).register_forward_hook(hook) if name else None
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), _Mode():
+            out = model(x)
+        found["rf"] = tracker.get(out if isinstance(out, torch.Tensor) else out[0])
+    except _StopForward:
+        pass
+    except ValueError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a model that does not run on this input size
+        raise ValueError(f"{type(model).__name__} did not run on an input of size {size} ({e}); "
+                         "pass its input size as input_size=(1, C, H, W)") from e
+    finally:
+        if handle is not None:
+            handle.remove()
+        model.train(was_training)
+    rf = found.get("rf")
     if isinstance(rf, _Global):
-        raise ValueError(f"units of {layer or 'the output'!r} see the whole input (after global pooling, "
+        raise ValueError(f"units of {name or 'the output'!r} see the whole input (after global pooling, "
                          "flatten or a linear layer): pick a convolutional layer before them")
-    if not isinstance(rf, ReceptiveField):  # pragma: no cover
-        raise ValueError(f"{layer!r} does not output a feature map")
+    if not isinstance(rf, ReceptiveField):
+        raise ValueError(f"{name or 'the model'!r} does not output a feature map computed from the input")
     return rf
 
 
@@ -402,10 +462,6 @@ class Patches:
         rows = range(len(self.channels)) if channels is None else [self.channels.index(c) for c in channels]
         crops = torch.cat([self.crops[r] for r in rows])
         return image_grid(_normalize01(crops.float(), per_item=True), nrow=self.crops.shape[1], pad=pad)
-
-
-class _StopForward(Exception):
-    """Raised by a hook to skip the layers after the one we read."""
 
 
 def _iter_images(data: torch.Tensor | Iterable, batch_size: int) -> Iterable[torch.Tensor]:
