@@ -410,7 +410,7 @@ def save_checkpoint(
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "history": history.to_dict() if history is not None else None,
         "meta": meta,
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
     }
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     os.close(fd)
