@@ -1,0 +1,211 @@
+"""Tests of convnets.transfer against torchvision's models, scikit-learn and hand computations."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from convnets import transfer as T
+from convnets.models import simple_cnn
+
+
+@pytest.fixture
+def tv_resnet() -> nn.Module:
+    torch.manual_seed(0)
+    return torchvision.models.resnet18(num_classes=10)
+
+
+def test_stages_torchvision_resnet(tv_resnet):
+    assert [n for n, _ in T.stages(tv_resnet)] == ["conv1+bn1", "layer1", "layer2", "layer3", "layer4", "fc"]
+
+
+def test_stages_simple_cnn():
+    assert [n for n, _ in T.stages(simple_cnn())] == ["features", "hidden", "fc"]
+
+
+@pytest.mark.parametrize("until,trainable", [
+    (None, ["fc"]),
+    ("layer3", ["layer4", "fc"]),
+    ("bn1", ["layer1", "layer2", "layer3", "layer4", "fc"]),
+    ("conv1+bn1", ["layer1", "layer2", "layer3", "layer4", "fc"]),
+])
+def test_freeze_requires_grad(tv_resnet, until, trainable):
+    T.freeze(tv_resnet, until)
+    assert T.trainable_stages(tv_resnet) == trainable
+    for name, mods in T.stages(tv_resnet):
+        flags = {p.requires_grad for m in mods for p in m.parameters()}
+        assert flags == {name in trainable}, name
+
+
+def test_freeze_unknown_stage(tv_resnet):
+    with pytest.raises(ValueError, match="no stage named"):
+        T.freeze(tv_resnet, "layer9")
+
+
+def test_frozen_weights_and_bn_stats_do_not_change(tv_resnet):
+    T.freeze(tv_resnet, "layer3")
+    before = {k: v.clone() for k, v in tv_resnet.state_dict().items()}
+    opt = torch.optim.SGD([p for p in tv_resnet.parameters() if p.requires_grad], lr=0.1)
+    tv_resnet.train()
+    X, y = torch.randn(4, 3, 32, 32) * 3 + 1, torch.tensor([0, 1, 2, 3])
+    nn.functional.cross_entropy(tv_resnet(X), y).backward()
+    opt.step()
+    after = tv_resnet.state_dict()
+    for k in before:
+        frozen = not (k.startswith("layer4") or k.startswith("fc"))
+        same = torch.equal(before[k], after[k])
+        if frozen:
+            assert same, f"{k} is frozen (weights and BN statistics) but changed"
+    assert not torch.equal(before["fc.weight"], after["fc.weight"]), "the head should learn"
+    assert not torch.equal(before["layer4.0.bn1.running_mean"], after["layer4.0.bn1.running_mean"]), \
+        "trainable batch norms still update their statistics in train mode"
+    # unfreeze restores gradients and training-mode batch norm
+    T.unfreeze(tv_resnet)
+    assert all(p.requires_grad for p in tv_resnet.parameters())
+    assert tv_resnet.bn1.training
+    tv_resnet(X)
+    assert not torch.equal(before["bn1.running_mean"], tv_resnet.state_dict()["bn1.running_mean"])
+
+
+def test_freeze_without_bn_eval_updates_stats(tv_resnet):
+    T.freeze(tv_resnet, bn_eval=False)
+    before = tv_resnet.bn1.running_mean.clone()
+    tv_resnet.train()(torch.randn(2, 3, 32, 32) + 1)
+    assert not torch.equal(before, tv_resnet.bn1.running_mean)
+
+
+def test_frozen_model_matches_eval_mode_outputs(tv_resnet):
+    """A fully frozen backbone in train mode computes what the eval-mode model computes."""
+    X = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        ref = tv_resnet.eval()(X)
+        T.freeze(tv_resnet)
+        out = tv_resnet.train()(X)
+    torch.testing.assert_close(out, ref)
+
+
+def test_replace_head_torchvision(tv_resnet):
+    T.freeze(tv_resnet)
+    T.replace_head(tv_resnet, 3)
+    assert isinstance(tv_resnet.fc, nn.Linear) and tv_resnet.fc.out_features == 3
+    assert tv_resnet.fc.in_features == 512 and tv_resnet.fc.weight.requires_grad
+    assert tv_resnet(torch.randn(2, 3, 32, 32)).shape == (2, 3)
+
+
+def test_replace_head_vgg_classifier():
+    m = torchvision.models.vgg11(num_classes=5)
+    T.replace_head(m, 2)
+    assert m.classifier[6].out_features == 2
+
+
+def test_replace_head_convnet():
+    m = simple_cnn(num_classes=10)
+    T.replace_head(m, 4)
+    assert m.fc.out_features == 4 and m.num_classes == 4
+    with pytest.raises(ValueError, match="positive integer"):
+        T.replace_head(m, 0)
+
+
+def test_param_groups_ulmfit(tv_resnet):
+    groups = T.param_groups(tv_resnet, lr=1e-2)
+    names = [g["name"] for g in groups]
+    assert names == ["conv1+bn1", "layer1", "layer2", "layer3", "layer4", "fc"]
+    for k, g in enumerate(reversed(groups)):
+        assert g["lr"] == pytest.approx(1e-2 / 2.6**k), g["name"]
+    # every trainable parameter is in exactly one group
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert len(ids) == len(set(ids)) == len(list(tv_resnet.parameters()))
+    opt = torch.optim.Adam(groups)
+    assert [pg["lr"] for pg in opt.param_groups] == [g["lr"] for g in groups]
+
+
+def test_param_groups_skip_frozen(tv_resnet):
+    T.freeze(tv_resnet, "layer2")
+    groups = T.param_groups(tv_resnet, lr=1.0, decay=2.0, weight_decay=1e-4)
+    assert [(g["name"], g["lr"]) for g in groups] == [("layer3", 0.25), ("layer4", 0.5), ("fc", 1.0)]
+    assert all(g["weight_decay"] == 1e-4 for g in groups)
+    with pytest.raises(ValueError, match="decay"):
+        T.param_groups(tv_resnet, lr=1.0, decay=0.5)
+
+
+def test_extract_features_matches_manual(tv_resnet):
+    X = torch.randn(7, 3, 32, 32)
+    tv_resnet.eval()
+    with torch.no_grad():
+        body = nn.Sequential(*list(tv_resnet.children())[:-1])
+        ref = torch.flatten(body(X), 1)
+        ref_l2 = nn.Sequential(*list(tv_resnet.children())[:6])(X).mean((2, 3))
+    tv_resnet.train()
+    F = T.extract_features(tv_resnet, X, batch_size=3)
+    assert F.shape == (7, 512) and F.dtype == torch.float32
+    torch.testing.assert_close(F, ref)
+    torch.testing.assert_close(T.extract_features(tv_resnet, X, layer="layer2"), ref_l2)
+    assert tv_resnet.training, "the mode is restored"
+
+
+def test_extract_features_loader_convnet():
+    from convnets.data import make_loader
+
+    torch.manual_seed(0)
+    m = simple_cnn(hidden=32)
+    X, y = torch.rand(10, 1, 28, 28), torch.arange(10)
+    F, labels = T.extract_features(m, make_loader(X, y, batch_size=4, shuffle=False))
+    assert F.shape == (10, 32) and labels.dtype == torch.int64
+    torch.testing.assert_close(labels, y)
+    with torch.no_grad():
+        torch.testing.assert_close(F, m.eval().forward_head(m.forward_features(X), pre_logits=True))
+
+
+def test_logistic_regression_agrees_with_sklearn():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 8)).astype(np.float32)
+    y = (X[:, :3] @ rng.normal(size=(3, 4))).argmax(1)
+    lin = T.fit_logistic_regression(torch.from_numpy(X), torch.from_numpy(y), C=0.5)
+    sk = LogisticRegression(C=0.5, tol=1e-10, max_iter=10_000).fit(X, y)
+    torch.testing.assert_close(lin.weight, torch.tensor(sk.coef_, dtype=torch.float32), atol=2e-3, rtol=1e-3)
+    torch.testing.assert_close(lin.bias, torch.tensor(sk.intercept_, dtype=torch.float32), atol=2e-3, rtol=1e-3)
+
+
+def test_load_pretrained_checkpoint_and_skip_head(tmp_path):
+    from convnets.train import save_checkpoint
+
+    torch.manual_seed(0)
+    src = simple_cnn(num_classes=10)
+    save_checkpoint(tmp_path / "src.pt", src)
+    dst = T.load_pretrained(simple_cnn(num_classes=10), tmp_path / "src.pt")
+    torch.testing.assert_close(dst.fc.weight, src.fc.weight)
+    other = simple_cnn(num_classes=3)
+    T.load_pretrained(other, tmp_path / "src.pt", skip_head=True)
+    torch.testing.assert_close(other.features[0].weight, src.features[0].weight)
+    assert other.fc.out_features == 3
+    with pytest.raises(FileNotFoundError, match="no weights"):
+        T.load_pretrained(other, tmp_path / "missing.pt")
+
+
+def test_torchvision_pretrained_offline(tmp_path, monkeypatch):
+    hub = tmp_path / "hub"
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub))
+    torch.manual_seed(1)
+    ref = torchvision.models.resnet18()
+    path = tmp_path / "weights.pth"
+    torch.save(ref.state_dict(), path)
+    # 1. an explicit file
+    m = T.torchvision_pretrained("resnet18", weights_path=path)
+    torch.testing.assert_close(m.conv1.weight, ref.conv1.weight)
+    assert not m.training
+    # 2. missing from the cache, no download allowed: a clear error
+    with pytest.raises(T.PretrainedWeightsNotAvailableError, match="download=True"):
+        T.torchvision_pretrained("resnet18")
+    # 3. in torch's cache under torchvision's file name: loaded without any download
+    cached = T.torchvision_weights_path("resnet18")
+    assert cached.name == "resnet18-f37072fd.pth" and cached.parent == hub / "checkpoints"
+    cached.parent.mkdir(parents=True)
+    torch.save(ref.state_dict(), cached)
+    m = T.torchvision_pretrained("resnet18")
+    torch.testing.assert_close(m.fc.weight, ref.fc.weight)
+    with pytest.raises(ValueError, match="no model named"):
+        T.torchvision_pretrained("not_a_model")
