@@ -1,0 +1,277 @@
+"""convnets.norm against torch's own modules: outputs, running statistics, gradients, state_dicts."""
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+import torch
+from torch import nn
+
+from convnets import norm
+
+TOL = {torch.float32: dict(atol=1e-5, rtol=1e-5), torch.float64: dict(atol=1e-10, rtol=1e-10)}
+
+
+def _bn_pair(cls_ours, cls_torch, C, dtype, **kw):
+    ours = cls_ours(C, dtype=dtype, **kw)
+    ref = cls_torch(C, dtype=dtype, **kw)
+    if ref.affine:  # random gamma, beta: the check must not pass by gamma = 1, beta = 0
+        with torch.no_grad():
+            ref.weight.uniform_(0.5, 1.5)
+            if ref.bias is not None:
+                ref.bias.uniform_(-0.5, 0.5)
+    ours.load_state_dict(ref.state_dict())
+    return ours, ref
+
+
+def _compare_modules(ours, ref, make_x, dtype, steps=3, case=""):
+    """Several training steps then an eval step: outputs, grads (x, gamma, beta), buffers."""
+    tol = TOL[dtype]
+    for step in range(steps + 1):
+        training = step < steps
+        ours.train(training)
+        ref.train(training)
+        x = make_x()
+        xa = x.clone().requires_grad_(True)
+        xb = x.clone().requires_grad_(True)
+        ya, yb = ours(xa), ref(xb)
+        torch.testing.assert_close(ya, yb, **tol, msg=lambda m: f"{case} step {step} output: {m}")
+        g = torch.randn_like(yb)
+        ya.backward(g)
+        yb.backward(g)
+        torch.testing.assert_close(xa.grad, xb.grad, **tol, msg=lambda m: f"{case} step {step} grad x: {m}")
+        for name, p in ref.named_parameters():
+            q = dict(ours.named_parameters())[name]
+            torch.testing.assert_close(q.grad, p.grad, **tol, msg=lambda m: f"{case} step {step} grad {name}: {m}")
+            p.grad = q.grad = None
+        for name, b in ref.named_buffers():
+            torch.testing.assert_close(dict(ours.named_buffers())[name], b, **tol,
+                                       msg=lambda m: f"{case} step {step} buffer {name}: {m}")
+
+
+def _bn_cases(n_cases: int, seed: int):
+    rng = random.Random(seed)
+    for i in range(n_cases):
+        twod = rng.random() < 0.5
+        N = rng.choice([2, 3, 5, 16])
+        C = rng.choice([1, 3, 8])
+        if twod:
+            shape = (N, C, rng.choice([1, 4, 7]), rng.choice([1, 5, 6]))
+            pair = (norm.BatchNorm2d, nn.BatchNorm2d)
+        else:
+            shape = rng.choice([(N, C), (N, C, rng.choice([1, 4, 9]))])
+            pair = (norm.BatchNorm1d, nn.BatchNorm1d)
+        kw = dict(
+            momentum=rng.choice([0.1, 0.5, None, 0.0, 1.0]),
+            affine=rng.random() < 0.7,
+            track_running_stats=rng.random() < 0.75,
+            eps=rng.choice([1e-5, 1e-3]),
+        )
+        dtype = rng.choice([torch.float32, torch.float64])
+        yield i, pair, shape, kw, dtype
+
+
+@pytest.mark.parametrize("case", list(_bn_cases(60, seed=0)), ids=lambda c: f"bn{c[0]}")
+def test_batchnorm_matches_torch(case):
+    i, (ours_cls, ref_cls), shape, kw, dtype = case
+    torch.manual_seed(i)
+    ours, ref = _bn_pair(ours_cls, ref_cls, shape[1], dtype, **kw)
+    shift = torch.randn(shape[1], dtype=dtype).reshape((1, -1) + (1,) * (len(shape) - 2)) * 3
+
+    def make_x():
+        return torch.randn(shape, dtype=dtype) * 2 + shift
+
+    _compare_modules(ours, ref, make_x, dtype, case=f"{ours_cls.__name__}{shape} {kw} {dtype}")
+
+
+def test_batchnorm_no_bias_and_running_stats_reset():
+    ours, ref = _bn_pair(norm.BatchNorm2d, nn.BatchNorm2d, 4, torch.float64, bias=False)
+    assert ours.bias is None and set(ours.state_dict()) == set(ref.state_dict())
+    _compare_modules(ours, ref, lambda: torch.randn(3, 4, 5, 5, dtype=torch.float64), torch.float64)
+    ours.reset_running_stats()
+    assert ours.num_batches_tracked.item() == 0 and torch.all(ours.running_var == 1)
+
+
+def _ln_cases(n_cases: int, seed: int):
+    rng = random.Random(seed)
+    for i in range(n_cases):
+        k = rng.choice([1, 2, 3])
+        norm_shape = tuple(rng.choice([1, 3, 5, 8]) for _ in range(k))
+        if norm_shape == (1,) * k:
+            norm_shape = (4,) + norm_shape[1:]
+        lead = tuple(rng.choice([1, 2, 4]) for _ in range(rng.choice([0, 1, 2])))
+        kw = dict(elementwise_affine=rng.random() < 0.7, bias=rng.random() < 0.8, eps=rng.choice([1e-5, 1e-3]))
+        yield i, lead + norm_shape, norm_shape, kw, rng.choice([torch.float32, torch.float64])
+
+
+@pytest.mark.parametrize("case", list(_ln_cases(40, seed=1)), ids=lambda c: f"ln{c[0]}")
+def test_layernorm_matches_torch(case):
+    i, shape, norm_shape, kw, dtype = case
+    torch.manual_seed(100 + i)
+    ref = nn.LayerNorm(norm_shape, dtype=dtype, **kw)
+    if ref.weight is not None:
+        with torch.no_grad():
+            ref.weight.uniform_(0.5, 1.5)
+            if ref.bias is not None:
+                ref.bias.uniform_(-0.5, 0.5)
+    ours = norm.LayerNorm(norm_shape, dtype=dtype, **kw)
+    ours.load_state_dict(ref.state_dict())
+    _compare_modules(ours, ref, lambda: torch.randn(shape, dtype=dtype) * 3 + 1, dtype, steps=1,
+                     case=f"LayerNorm{norm_shape} x{shape} {kw} {dtype}")
+
+
+def test_layernorm_int_shape_and_state_dict_names():
+    ref = nn.LayerNorm(6)
+    ours = norm.LayerNorm(6)
+    assert list(ours.state_dict()) == list(ref.state_dict()) == ["weight", "bias"]
+    assert ours.normalized_shape == ref.normalized_shape == (6,)
+    x = torch.randn(2, 3, 6)
+    torch.testing.assert_close(ours(x), ref(x))
+
+
+def test_state_dicts_load_both_ways():
+    torch.manual_seed(0)
+    ref = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.LayerNorm(4 * 4 * 4), nn.Linear(64, 2),
+                        nn.BatchNorm1d(2))
+    ours = nn.Sequential(nn.Conv2d(1, 4, 3), norm.BatchNorm2d(4), nn.Flatten(), norm.LayerNorm(64), nn.Linear(64, 2),
+                         norm.BatchNorm1d(2))
+    for _ in range(3):
+        ref(torch.randn(8, 1, 6, 6))
+    ours.load_state_dict(ref.state_dict())
+    ref.eval()
+    ours.eval()
+    x = torch.randn(5, 1, 6, 6)
+    torch.testing.assert_close(ours(x), ref(x))
+    # and back: our running statistics into torch's module
+    ours.train()
+    ours(torch.randn(8, 1, 6, 6) * 2 + 1)
+    ref.load_state_dict(ours.state_dict())
+    ours.eval(), ref.eval()
+    torch.testing.assert_close(ours(x), ref(x))
+    assert ref[1].num_batches_tracked.item() == 4
+
+
+def test_old_state_dict_without_num_batches_tracked_loads():
+    ref = nn.BatchNorm2d(3)
+    sd = ref.state_dict()
+    del sd["num_batches_tracked"]
+    sd._metadata = {"": {"version": 1}}  # what a pre-1.0 torch wrote
+    ours = norm.BatchNorm2d(3)
+    ours.load_state_dict(sd)
+    assert ours.num_batches_tracked.item() == 0
+
+
+def test_eval_uses_running_statistics():
+    bn = norm.BatchNorm1d(3, momentum=None)
+    xs = [torch.randn(10, 3) * 3 + 2 for _ in range(4)]
+    for x in xs:
+        bn(x)
+    allx = torch.stack(xs)
+    # momentum=None: the cumulative average of the batch means and of the unbiased variances
+    torch.testing.assert_close(bn.running_mean, allx.mean(1).mean(0))
+    torch.testing.assert_close(bn.running_var, allx.var(1, unbiased=True).mean(0))
+    bn.eval()
+    x = torch.randn(2, 3)
+    torch.testing.assert_close(bn(x), (x - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps))
+
+
+def test_train_without_tracking_uses_batch_stats_in_eval():
+    bn = norm.BatchNorm2d(2, track_running_stats=False).eval()
+    x = torch.randn(4, 2, 3, 3) + 5
+    y = bn(x)
+    torch.testing.assert_close(y.mean((0, 2, 3)), torch.zeros(2), atol=1e-5, rtol=0)
+    assert bn.running_mean is None and "running_mean" not in bn.state_dict()
+
+
+@pytest.mark.parametrize("dtype", [torch.float64])
+def test_hand_written_backward_matches_autograd(dtype):
+    torch.manual_seed(0)
+    for shape in [(4, 3), (3, 5, 7), (2, 4, 5, 6)]:
+        x = (torch.randn(shape, dtype=dtype) * 2 + 1).requires_grad_(True)
+        w = (torch.rand(shape[1], dtype=dtype) + 0.5).requires_grad_(True)
+        b = torch.randn(shape[1], dtype=dtype, requires_grad=True)
+        g = torch.randn(shape, dtype=dtype)
+        ref = nn.functional.batch_norm(x, None, None, w, b, training=True, eps=1e-5)
+        want = torch.autograd.grad(ref, (x, w, b), g)
+        got = norm.batch_norm_backward(g, x.detach(), w.detach(), 1e-5)
+        for name, a, e in zip(("x", "gamma", "beta"), got, want):
+            torch.testing.assert_close(a, e, msg=lambda m: f"batch norm {shape} grad {name}: {m}")
+        assert torch.autograd.gradcheck(lambda x, w, b: norm.BatchNormFunction.apply(x, w, b, 1e-5), (x, w, b))
+        # layer norm over the last two dims (or the last one for 2D input)
+        ns = shape[1:] if len(shape) == 2 else shape[-2:]
+        wl = (torch.rand(ns, dtype=dtype) + 0.5).requires_grad_(True)
+        bl = torch.randn(ns, dtype=dtype, requires_grad=True)
+        ref = nn.functional.layer_norm(x, ns, wl, bl, eps=1e-5)
+        want = torch.autograd.grad(ref, (x, wl, bl), g)
+        got = norm.layer_norm_backward(g, x.detach(), ns, wl.detach(), 1e-5)
+        for name, a, e in zip(("x", "gamma", "beta"), got, want):
+            torch.testing.assert_close(a, e, msg=lambda m: f"layer norm {shape} grad {name}: {m}")
+        assert torch.autograd.gradcheck(lambda x, w, b: norm.LayerNormFunction.apply(x, ns, w, b, 1e-5), (x, wl, bl))
+
+
+def test_hand_written_backward_without_gamma_float32():
+    torch.manual_seed(1)
+    x = torch.randn(8, 4, 3, 3, requires_grad=True)
+    g = torch.randn(8, 4, 3, 3)
+    (want,) = torch.autograd.grad(nn.functional.batch_norm(x, None, None, training=True), x, g)
+    got, _, _ = norm.batch_norm_backward(g, x.detach(), None)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_scalar_layer_norm_is_the_slide():
+    ln = norm.ScalarLayerNorm((3, 4, 4))
+    assert ln.weight.shape == () and sum(p.numel() for p in ln.parameters()) == 2
+    assert sum(p.numel() for p in norm.LayerNorm((3, 4, 4)).parameters()) == 2 * 48
+    with torch.no_grad():
+        ln.weight.fill_(2.0)
+        ln.bias.fill_(-1.0)
+    x = torch.randn(5, 3, 4, 4)
+    ref = 2.0 * nn.functional.layer_norm(x, (3, 4, 4)) - 1.0
+    torch.testing.assert_close(ln(x), ref)
+
+
+def test_low_precision_input_keeps_dtype():
+    bn = norm.BatchNorm2d(3)
+    x = torch.randn(4, 3, 5, 5).to(torch.bfloat16)
+    y = bn(x)
+    assert y.dtype == torch.bfloat16 and bn.running_mean.dtype == torch.float32
+    torch.testing.assert_close(y.float(), nn.functional.batch_norm(x.float(), None, None, training=True),
+                               atol=2e-2, rtol=2e-2)
+
+
+@pytest.mark.parametrize("bad, err, text", [
+    (lambda: norm.BatchNorm2d(3)(torch.randn(2, 3, 4)), ValueError, "4D"),
+    (lambda: norm.BatchNorm1d(3)(torch.randn(2, 3, 4, 4)), ValueError, "BatchNorm2d"),
+    (lambda: norm.BatchNorm2d(3)(torch.randn(2, 4, 5, 5)), ValueError, "channels"),
+    (lambda: norm.BatchNorm1d(3)(torch.randn(1, 3)), ValueError, "more than 1 value"),
+    (lambda: norm.LayerNorm(5)(torch.randn(2, 4)), ValueError, "normalized_shape"),
+    (lambda: norm.BatchNorm2d(0), ValueError, "num_features"),
+    (lambda: norm.BatchNorm2d(3, momentum=2.0), ValueError, "momentum"),
+    (lambda: norm.LayerNorm("a"), (TypeError, ValueError), "normalized_shape"),
+    (lambda: norm.norm_layer("group", 4), ValueError, "unknown normalization"),
+    (lambda: norm.norm_layer("layer", 4), ValueError, "spatial"),
+])
+def test_bad_input_messages(bad, err, text):
+    with pytest.raises(err, match=text):
+        bad()
+
+
+def test_batch_of_one_in_eval_is_fine():
+    bn = norm.BatchNorm1d(3).eval()
+    assert bn(torch.randn(1, 3)).shape == (1, 3)
+
+
+def test_norm_layer_factory():
+    x = torch.randn(2, 4, 5, 5)
+    for kind, impl in itertools.product(["none", "batch", "layer", "layer_scalar"], ["convnets", "torch"]):
+        layer = norm.norm_layer(kind, 4, spatial=(5, 5), impl=impl)
+        assert layer(x).shape == x.shape, (kind, impl)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.gpu
+def test_cuda_matches_torch():
+    ours, ref = _bn_pair(norm.BatchNorm2d, nn.BatchNorm2d, 8, torch.float32)
+    ours, ref = ours.cuda(), ref.cuda()
+    _compare_modules(ours, ref, lambda: torch.randn(4, 8, 6, 6, device="cuda"), torch.float32)
