@@ -21,7 +21,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, RandomSampler, SequentialSampler
 
 __all__ = [
     "TensorSplit",
@@ -268,6 +268,7 @@ def make_loader(
     seed: int = 0,
     transform: Callable | None = None,
     drop_last: bool = False,
+    distributed: bool = False,
     **kwargs,
 ) -> DataLoader:
     """A seeded :class:`~torch.utils.data.DataLoader` over tensors ``X (N, C, H, W)`` and ``y (N,)``.
@@ -276,15 +277,27 @@ def make_loader(
     ``transform`` whole batches are sliced out at once (fast on a CPU); with one, each image is
     transformed on its own, as torchvision's transforms expect. Extra keyword arguments
     (``num_workers``, ``pin_memory``, ...) go to the DataLoader.
+
+    ``distributed=True`` (under ``torchrun``, after :func:`convnets.train.init_distributed`) gives
+    each process its own share of the data through a :class:`DistributedSampler`; ``batch_size``
+    is then the batch of one process, and :func:`convnets.train.fit` reshuffles every epoch.
     """
     if len(X) != len(y):
         raise ValueError(f"X and y differ in length: {len(X)} images, {len(y)} labels")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1; got {batch_size}")
     g = torch.Generator().manual_seed(seed)
+    if distributed:
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            raise RuntimeError("distributed=True needs a process group: launch with torchrun and call "
+                               "convnets.train.init_distributed() first")
+        base = DistributedSampler(range(len(X)), shuffle=shuffle, seed=seed, drop_last=drop_last)
+        sampler = BatchSampler(base, batch_size=batch_size, drop_last=drop_last)
+        dataset = TransformDataset(X, y, transform) if transform is not None else _BatchedTensors(X, y)
+        if transform is not None:
+            return DataLoader(dataset, batch_sampler=sampler, **kwargs)
+        return DataLoader(dataset, sampler=sampler, batch_size=None, **kwargs)
     if transform is None and kwargs.get("num_workers", 0) == 0:
-        from torch.utils.data import BatchSampler, RandomSampler, SequentialSampler
-
         base = RandomSampler(range(len(X)), generator=g) if shuffle else SequentialSampler(range(len(X)))
         sampler = BatchSampler(base, batch_size=batch_size, drop_last=drop_last)
         return DataLoader(_BatchedTensors(X, y), sampler=sampler, batch_size=None, **kwargs)

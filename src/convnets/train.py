@@ -34,6 +34,7 @@ __all__ = [
     "accuracy",
     "save_checkpoint",
     "load_checkpoint",
+    "init_distributed",
 ]
 
 
@@ -308,6 +309,8 @@ def fit(
     if not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs must be a non-negative integer; got {epochs!r}")
     dev = get_device(device)
+    if _is_distributed() and dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))  # one GPU per process
     model.to(dev)
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -316,7 +319,12 @@ def fit(
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     amp_dtype = _amp_dtype(amp, dev)
     scaler = torch.amp.GradScaler(dev.type, enabled=amp_dtype == torch.float16 and dev.type == "cuda")
-    step_model = torch.compile(model) if compile else model
+    step_model = model
+    if _is_distributed() and not isinstance(model, nn.parallel.DistributedDataParallel):
+        # gradients are averaged over processes in backward: each process steps identically
+        step_model = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    if compile:
+        step_model = torch.compile(step_model)
     history = History()
     rank0 = not _is_distributed() or torch.distributed.get_rank() == 0
     show = verbose and rank0
@@ -331,9 +339,7 @@ def fit(
         pbar = tqdm(total=total, desc="fit", unit="batch", leave=True)
     try:
         for epoch in range(1, epochs + 1):
-            sampler = getattr(train_loader, "sampler", None)
-            if hasattr(sampler, "set_epoch"):  # DistributedSampler reshuffles per epoch
-                sampler.set_epoch(epoch)
+            _set_epoch(train_loader, epoch)
             model.train()
             t0 = time.perf_counter()
             total_loss = torch.zeros((), device=dev, dtype=torch.float64)
@@ -383,6 +389,30 @@ def fit(
         if pbar is not None:
             pbar.close()
     return history
+
+
+def _set_epoch(loader: Any, epoch: int) -> None:
+    """Tell a DistributedSampler (the loader's own, or one under a BatchSampler) the epoch, so
+    that it shuffles differently each epoch."""
+    sampler, batch_sampler = getattr(loader, "sampler", None), getattr(loader, "batch_sampler", None)
+    for cand in (sampler, getattr(sampler, "sampler", None), getattr(batch_sampler, "sampler", None)):
+        if hasattr(cand, "set_epoch"):
+            cand.set_epoch(epoch)
+            return
+
+
+def init_distributed(backend: str | None = None) -> tuple[int, int]:
+    """Join the process group that ``torchrun`` set up (reads ``RANK``, ``WORLD_SIZE``,
+    ``MASTER_ADDR``...). ``backend`` defaults to NCCL with CUDA, gloo without.
+    Returns ``(rank, world_size)``; ``(0, 1)`` when not launched by torchrun."""
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        return 0, 1
+    if not torch.distributed.is_initialized():
+        backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
+        if backend == "nccl":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        torch.distributed.init_process_group(backend=backend)
+    return torch.distributed.get_rank(), torch.distributed.get_world_size()
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
