@@ -264,3 +264,13 @@ def test_on_cuda():
     P = I.top_activating_patches(net, "conv", X, k=3)
     assert P.crops.shape[-2:] == (5, 5)
     assert I.saliency(net, X).device.type == "cuda"
+
+
+def test_class_model_batch_of_targets_equals_single_runs():
+    net = _Linear2d()
+    both = I.class_model(net, [2, 0], (1, 12, 12), steps=15, lr=0.5, l2=0.1)
+    assert both.image.shape == (2, 1, 12, 12) and both.logits.shape == (2, 3)
+    for n, t in enumerate([2, 0]):
+        one = I.class_model(net, t, (1, 12, 12), steps=15, lr=0.5, l2=0.1)
+        torch.testing.assert_close(both.image[n], one.image)
+        assert abs(both.scores[-1][n] - one.scores[-1]) < 1e-4

@@ -587,16 +587,17 @@ def top_activating_patches(
 class ClassModel:
     """The result of :func:`class_model`.
 
-    ``image (C, H, W)``: the optimised input (CPU, float32); ``scores``: the target's score
-    ``S_c`` before each step and after the last (``steps + 1`` values); ``objective``: the
-    objective maximised, at the same moments; ``norms``: ``||x||_2`` at the same moments;
-    ``logits (K,)``: every class's score for the final image.
+    ``image``: the optimised input, ``(C, H, W)`` for one target or ``(N, C, H, W)`` for a list
+    of ``N`` targets (CPU, float32). ``scores``: the target's score ``S_c`` before each step and
+    after the last (``steps + 1`` values; for a list of targets, one list of ``N`` values per
+    moment); ``objective`` and ``norms`` (``||x||_2``): the same, at the same moments;
+    ``logits``: every class's score for the final image(s), ``(K,)`` or ``(N, K)``.
     """
 
     image: torch.Tensor
-    scores: list[float]
-    objective: list[float]
-    norms: list[float]
+    scores: list
+    objective: list
+    norms: list
     logits: torch.Tensor
     settings: dict = field(default_factory=dict)
 
@@ -619,17 +620,20 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(y, gw.view(1, 1, 1, -1).expand(C, 1, 1, -1).contiguous(), groups=C)
 
 
-def _check_target(target: int, k: int | None = None) -> int:
-    if isinstance(target, torch.Tensor) and target.numel() == 1:
-        target = int(target)
-    if not isinstance(target, int) or isinstance(target, bool) or target < 0 or (k is not None and target >= k):
-        raise ValueError(f"target must be a class index in 0..{(k or 0) - 1 if k else 'K-1'}; got {target!r}")
-    return target
+def _targets(target: Any) -> tuple[list[int], bool]:
+    """``(class indices, single)`` from an int, a sequence of ints or an int tensor."""
+    if isinstance(target, torch.Tensor):
+        target = target.tolist()
+    single = not isinstance(target, (list, tuple))
+    ts = [target] if single else list(target)
+    if not ts or any(not isinstance(t, int) or isinstance(t, bool) or t < 0 for t in ts):
+        raise ValueError(f"target must be a class index (int >= 0) or a list of them; got {target!r}")
+    return ts, single
 
 
 def class_model(
     model: nn.Module,
-    target: int,
+    target: int | Sequence[int] | torch.Tensor,
     image_shape: Sequence[int] = (1, 28, 28),
     steps: int = 200,
     lr: float = 0.1,
@@ -649,7 +653,9 @@ def class_model(
     Maximises ``S_c(x) - l2 * ||x||_2^2`` (``objective="score"``, the unnormalised score,
     Simonyan et al. 2013) or ``log softmax_c(x) - l2 * ||x||_2^2`` (``"log_softmax"``) by plain
     gradient ascent, ``x <- x + lr * grad``, from ``init``: ``"zeros"`` (Simonyan's start),
-    ``"noise"`` (seeded ``N(0, 0.01^2)``, the slide's start) or a tensor ``image_shape``.
+    ``"noise"`` (seeded ``N(0, 0.01^2)``, the slide's start) or a tensor of ``image_shape``.
+    A list of targets optimises one image per target in one batch (each image's objective
+    depends on it alone: the model runs in eval mode).
 
     Optional regularisers (Yosinski et al. 2015 and later work):
 
@@ -658,7 +664,7 @@ def class_model(
     - ``blur_sigma`` / ``blur_every``: Gaussian-blur the image every ``blur_every`` steps;
     - ``clip``: clamp the pixels to ``(low, high)`` after each step;
     - ``clip_norm_pct``: zero the pixels whose norm over channels is in the lowest
-      ``clip_norm_pct`` percent, after each step.
+      ``clip_norm_pct`` percent of the image, after each step.
 
     ``model`` maps ``(N, *image_shape)`` to logits ``(N, K)``; it runs in eval mode (restored
     after) on its device. Returns a :class:`ClassModel`.
@@ -669,35 +675,27 @@ def class_model(
         raise ValueError(f"steps must be a non-negative integer; got {steps!r}")
     if l2 < 0:
         raise ValueError(f"l2 must be non-negative; got {l2}")
-    target = _check_target(target)
+    targets, single = _targets(target)
     dev = torch.device(device) if device is not None else next(iter(model.parameters()), torch.empty(0)).device
     g = torch.Generator(device="cpu").manual_seed(seed)
     shape = tuple(int(s) for s in image_shape)
+    n = len(targets)
     if isinstance(init, torch.Tensor):
-        if tuple(init.shape) != shape:
+        if tuple(init.shape) not in (shape, (n, *shape)):
             raise ValueError(f"init has shape {tuple(init.shape)}; expected image_shape {shape}")
-        x = init.detach().float().clone()
+        x = init.detach().float().clone().expand(n, *shape).clone()
     elif init == "zeros":
-        x = torch.zeros(shape)
+        x = torch.zeros(n, *shape)
     elif init == "noise":
-        x = 0.01 * torch.randn(shape, generator=g)
+        x = 0.01 * torch.randn(n, *shape, generator=g)
     else:
         raise ValueError(f"init must be 'zeros', 'noise' or a tensor; got {init!r}")
-    x = x[None].to(dev)
+    x = x.to(dev)
+    t_idx = torch.tensor(targets, device=dev)
     was_training = model.training
     model.eval()
     scores, objs, norms = [], [], []
-
-    def evaluate(img: torch.Tensor):
-        logits = model(img)
-        if isinstance(logits, (tuple, list)):
-            logits = logits[0]
-        if target >= logits.shape[1]:
-            raise ValueError(f"target {target} is out of range for a model with {logits.shape[1]} classes")
-        s = logits[0, target]
-        base = s if objective == "score" else F.log_softmax(logits.float(), 1)[0, target]
-        return logits, s, base - l2 * (x_var**2).sum()
-
+    logits = None
     try:
         for step in range(steps + 1):
             x_var = x.detach().requires_grad_(True)
@@ -705,13 +703,20 @@ def class_model(
             if jitter and step < steps:
                 dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=g))
                 img = torch.roll(x_var, shifts=(dy, dx), dims=(2, 3))
-            logits, s, obj = evaluate(img)
-            scores.append(s.item())
-            objs.append(obj.item())
-            norms.append(float(x_var.detach().norm()))
+            logits = model(img)
+            if isinstance(logits, (tuple, list)):
+                logits = logits[0]
+            if int(t_idx.max()) >= logits.shape[1]:
+                raise ValueError(f"target {targets} out of range for a model with {logits.shape[1]} classes")
+            s = logits.gather(1, t_idx[:, None])[:, 0]
+            base = s if objective == "score" else F.log_softmax(logits.float(), 1).gather(1, t_idx[:, None])[:, 0]
+            obj = base - l2 * (x_var**2).flatten(1).sum(1)
+            scores.append(s.detach().cpu().tolist())
+            objs.append(obj.detach().cpu().tolist())
+            norms.append(x_var.detach().flatten(1).norm(dim=1).cpu().tolist())
             if step == steps:
                 break
-            (grad,) = torch.autograd.grad(obj, x_var)
+            (grad,) = torch.autograd.grad(obj.sum(), x_var)
             with torch.no_grad():
                 x = x_var.detach() + lr * grad
                 if blur_sigma > 0 and blur_every > 0 and (step + 1) % blur_every == 0:
@@ -719,15 +724,19 @@ def class_model(
                 if clip is not None:
                     x = x.clamp(clip[0], clip[1])
                 if clip_norm_pct > 0:
-                    n = x.norm(dim=1, keepdim=True)
-                    thr = torch.quantile(n.flatten().float(), clip_norm_pct / 100)
-                    x = torch.where(n < thr, torch.zeros_like(x), x)
+                    pix = x.norm(dim=1, keepdim=True)  # (N, 1, H, W)
+                    thr = torch.quantile(pix.flatten(1).float(), clip_norm_pct / 100, dim=1)
+                    x = torch.where(pix < thr.view(-1, 1, 1, 1), torch.zeros_like(x), x)
     finally:
         model.train(was_training)
-    settings = dict(target=target, steps=steps, lr=lr, l2=l2, objective=objective, blur_sigma=blur_sigma,
-                    blur_every=blur_every, jitter=jitter, clip=clip, clip_norm_pct=clip_norm_pct, seed=seed,
-                    init=init if isinstance(init, str) else "tensor")
-    return ClassModel(x[0].detach().float().cpu(), scores, objs, norms, logits[0].detach().float().cpu(), settings)
+    settings = dict(target=targets[0] if single else targets, steps=steps, lr=lr, l2=l2, objective=objective,
+                    blur_sigma=blur_sigma, blur_every=blur_every, jitter=jitter, clip=clip,
+                    clip_norm_pct=clip_norm_pct, seed=seed, init=init if isinstance(init, str) else "tensor")
+    out_logits = logits.detach().float().cpu()
+    if single:
+        return ClassModel(x[0].detach().float().cpu(), [v[0] for v in scores], [v[0] for v in objs],
+                          [v[0] for v in norms], out_logits[0], settings)
+    return ClassModel(x.detach().float().cpu(), scores, objs, norms, out_logits, settings)
 
 
 def saliency(model: nn.Module, x: torch.Tensor, target: int | torch.Tensor | None = None) -> torch.Tensor:
