@@ -1,0 +1,108 @@
+"""The book builds from its sources with every chapter executed, warnings fatal (-W -n), with the
+network blocked, and the pages it produces load nothing from another host."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+HTML = ROOT / "_build" / "html"
+
+pytestmark = pytest.mark.slow
+
+
+def toc_files() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+
+    def walk(entries):
+        for e in entries or []:
+            if "file" in e:
+                files.append(e["file"])
+            walk(e.get("sections"))
+            for part in e.get("parts", []) if isinstance(e, dict) else []:
+                walk(part.get("chapters"))
+
+    walk(toc.get("chapters"))
+    for part in toc.get("parts", []):
+        walk(part.get("chapters"))
+    return files
+
+
+def _offline_prefix() -> list[str]:
+    """Run in a new network namespace with only loopback up, where the OS allows it."""
+    if shutil.which("unshare") and shutil.which("ip"):
+        probe = subprocess.run(["unshare", "-n", "true"], capture_output=True)
+        if probe.returncode == 0:
+            return ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "offline"]
+    return []
+
+
+@pytest.fixture(scope="module")
+def build():
+    subprocess.run(["bash", str(ROOT / "scripts" / "vendor-assets.sh")], check=True)
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}", "PYTHONWARNINGS": "ignore"}
+    # same cache key as scripts/build-book.sh: a change in src/convnets re-executes the chapters
+    key = subprocess.run("find src/convnets -name '*.py' -print0 | sort -z | xargs -0 cat | sha256sum",
+                         shell=True, cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()[0]
+    (ROOT / "_build").mkdir(exist_ok=True)
+    stamp = ROOT / "_build" / ".src-key"
+    if stamp.is_file() and stamp.read_text().strip() != key:
+        shutil.rmtree(ROOT / "_build" / ".jupyter_cache", ignore_errors=True)
+    stamp.write_text(key)
+    offline = _offline_prefix()
+    cmd = [*offline, str(BIN / "jupyter-book"), "build", str(ROOT), "-W", "-n", "--keep-going"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=3000)
+    return proc, bool(offline)
+
+
+def test_book_builds_without_warnings(build):
+    proc, _ = build
+    tail = (proc.stdout + proc.stderr)[-6000:]
+    assert proc.returncode == 0, f"jupyter-book build failed:\n{tail}"
+    assert "build succeeded" in proc.stdout, tail
+
+
+def test_network_was_blocked_where_possible(build):
+    _, offline = build
+    if not offline:
+        pytest.skip("no network namespaces here (unshare -n needs root or user namespaces)")
+
+
+def test_every_toc_page_is_built(build):
+    for f in toc_files():
+        page = HTML / f"{f}.html"
+        assert page.is_file(), f"{f} is in _toc.yml but {page.relative_to(ROOT)} was not built"
+
+
+REMOTE = re.compile(r"""(?:src|href)\s*=\s*["'](?:https?:)?//[^"']+""", re.I)
+CSS_REMOTE = re.compile(r"""url\(\s*["']?(?:https?:)?//""", re.I)
+
+
+def test_pages_load_nothing_remote(build):
+    offenders = []
+    for page in HTML.rglob("*.html"):
+        html = page.read_text(errors="replace")
+        for tag in re.findall(r"<(?:script|link|img|iframe|source)\b[^>]*>", html, re.I):
+            if REMOTE.search(tag) and not re.search(r"""rel\s*=\s*["'](?:canonical|alternate)""", tag):
+                offenders.append(f"{page.relative_to(HTML)}: {tag[:160]}")
+    for css in HTML.rglob("*.css"):
+        if CSS_REMOTE.search(css.read_text(errors="replace")):
+            offenders.append(f"{css.relative_to(HTML)}: remote url() in CSS")
+    assert not offenders, "pages load resources from other hosts:\n" + "\n".join(offenders[:20])
+
+
+def test_math_and_widgets_are_served_locally(build):
+    page = (HTML / "book" / "01-data-and-training.html").read_text()
+    assert re.search(r"""<script[^>]+src="[./]*_static/mathjax/tex-chtml\.js""", page), "MathJax is not loaded from _static"
+    assert (HTML / "_static" / "mathjax" / "tex-chtml.js").is_file()
+    assert (HTML / "_static" / "widgets" / "embed-amd.js").is_file()
+    assert any((HTML / "@jupyter-widgets" / "html-manager" / "dist").glob("*.woff2"))
