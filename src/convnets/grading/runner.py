@@ -113,6 +113,8 @@ def build_template(opts: Options) -> Template:
         c.CourseDirectory.root = str(root)
         c.CourseDirectory.course_id = opts.course_id
         c.CourseDirectory.db_url = f"sqlite:///{root / 'gradebook.db'}"
+        c.Exchange.root = str(root / "exchange")  # unused; silences nbgrader's check of /usr/local/share
+        (root / "exchange").mkdir()
         old = dict(os.environ)
         os.environ.update(_nbgrader_env())
         try:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import copy
 import json
+import warnings
 from pathlib import Path
 
 import nbformat
@@ -70,7 +71,9 @@ def parse(data: bytes | None, size: int = 0) -> tuple[NotebookNode, list[str]]:
     if major == 3:
         notes.append("converted from nbformat 3")
     try:
-        nbformat.validate(nb)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # duplicate cell ids: nbgrader renumbers them
+            nbformat.validate(nb)
     except nbformat.ValidationError:
         try:
             _, nb_dict = nbformat.validator.normalize(nb)
@@ -131,9 +134,21 @@ def repair(nb: NotebookNode, release_nb: NotebookNode) -> tuple[NotebookNode, li
     if ref and not seen and foreign:
         raise WrongAssignment("this notebook belongs to another assignment: its graded cells "
                               f"({', '.join(sorted(set(foreign))[:6])}) are not in this one")
+    if not any(c.metadata.get("nbgrader") for c in cells):
+        notes.append("empty notebook" if not cells else "no graded cell of the release in the notebook")
+    # put back deleted cells of the release (nbgrader 0.9.6's add_missing_cells fails with a
+    # KeyError when the cell before a missing test is missing too): each goes after the last
+    # present cell that precedes it in the release; a restored solution cell is unanswered
+    order = list(ref)
+    missing = [gid for gid in order if gid not in seen]
+    for gid in missing:
+        where = {c.metadata["nbgrader"]["grade_id"]: i for i, c in enumerate(cells) if c.metadata.get("nbgrader")}
+        before = [where[g] for g in order[:order.index(gid)] if g in where]
+        cells.insert(max(before) + 1 if before else 0, copy.deepcopy(ref[gid]))
+        seen.add(gid)
+    if missing:
+        notes.append(f"restored {len(missing)} deleted cell(s) from the release: {', '.join(missing)}")
     nb.cells = cells
-    if not nb.cells:
-        notes.append("empty notebook")
     return nb, notes
 
 

@@ -31,6 +31,8 @@ def nbgrader_config(job: dict):
     c.CourseDirectory.source_directory = "source"
     c.CourseDirectory.release_directory = "release"
     c.CourseDirectory.db_url = f"sqlite:///{course / 'gradebook.db'}"
+    c.Exchange.root = str(course / "exchange")  # unused; silences nbgrader's check of /usr/local/share
+    (course / "exchange").mkdir(exist_ok=True)
     c.Autograde.autograde_preprocessors = [
         "convnets.grading.preprocessors.GuardedExecute",
         "convnets.grading.preprocessors.StderrIsNotFailure",
@@ -135,6 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # anything unexpected still produces a record the parent can report
         result = {"student": job.get("student"), "tests": {}, "kinds": [], "messages": {},
                   "error": f"{type(e).__name__}: {e}"[:500], "traceback": traceback.format_exc()}
+    # nbgrader's own log and any traceback go to logs/STUDENT.log (this process's output)
+    print(result.get("log", ""))
+    if result.get("traceback"):
+        print(result["traceback"])
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=1, default=str))
     tmp.replace(out)
