@@ -74,7 +74,7 @@ def train_source_model(epochs: int | None = None, device: str | None = "cpu", ve
     test = evaluate(model, test_loader)
     model.cpu().eval()
     info = {"config": cfg, "test_acc": test["acc"], "test_loss": test["loss"], "seconds": seconds,
-            "history": history.to_dict(), "torch": torch.__version__}
+            "history": history.to_dict(), "torch": str(torch.__version__)}
     return model, info
 
 
