@@ -4,11 +4,14 @@ the number of labels per class for four ways of using the source model, over sev
 Explained in the chapter "Transfer learning" (``book/07-transfer-learning.md``).
 
 Methods (all start from :func:`convnets.experiments.source_model.load_source_model` except
-``scratch``, and all train with Adam for the same number of steps):
+``scratch``, and the trained ones use Adam for the same number of steps):
 
 - ``scratch``: the same architecture, randomly initialised, every layer trained;
-- ``probe``: backbone frozen (batch norms in eval mode), a new linear head trained: a linear
-  probe; ``sklearn``: scikit-learn's ``LogisticRegression`` on the extracted features;
+- ``probe``: backbone frozen (batch norms in eval mode), a new linear head fitted by full-batch
+  L-BFGS to the logistic-regression objective (:func:`convnets.transfer.fit_logistic_regression`
+  on standardised features, the standardisation folded into the head); ``sklearn``:
+  scikit-learn's ``LogisticRegression`` on the same features; ``probe_adam``: the same frozen
+  network with its head trained by Adam for the same number of steps as the other methods;
 - ``last_block``: ``layer3`` and a new head trained, the rest frozen;
 - ``full``: everything trained, with per-stage learning rates ``lr / 2.6**k`` (ULMFiT).
 
@@ -31,6 +34,8 @@ __all__ = ["PER_CLASS", "SEEDS", "METHODS", "CONFIG", "train_target", "run"]
 PER_CLASS: list = [1, 5, 10, 50, "all"]
 SEEDS = [0, 1, 2]
 METHODS = ["scratch", "probe", "last_block", "full"]
+#: Methods trained by Adam through :func:`train_target` ("probe" is a logistic regression).
+ADAM_METHODS = ["scratch", "probe_adam", "last_block", "full"]
 CONFIG = {
     "steps": 200,          # Adam steps per run, whatever the number of labels
     "batch_size": 64,      # or all the images when there are fewer
@@ -64,7 +69,7 @@ def train_target(method: str, split, seed: int, source_state: dict, steps: int, 
     lr = CONFIG["lr"]
     if method == "scratch":
         groups = model.parameters()
-    elif method == "probe":
+    elif method == "probe_adam":
         freeze(model)
         lr = CONFIG["probe_lr"]
         groups = param_groups(model, lr)
@@ -80,7 +85,7 @@ def train_target(method: str, split, seed: int, source_state: dict, steps: int, 
             freeze(model, names[-retrain - 1])
         groups = param_groups(model, lr, CONFIG["decay"])
     else:
-        raise ValueError(f"unknown method {method!r}; choose from {METHODS + ['stages']}")
+        raise ValueError(f"unknown method {method!r}; choose from {ADAM_METHODS + ['stages']}")
     n = len(split.y_train)
     bs = min(CONFIG["batch_size"], n)
     train_loader, test_loader = loaders(split, batch_size=bs, seed=seed)
@@ -104,9 +109,31 @@ def _stage_change(model: torch.nn.Module, source_state: dict) -> dict[str, float
     return out
 
 
+def probe_logistic(source_state: dict, split, C: float) -> tuple[torch.nn.Module, float]:
+    """The source network with its backbone frozen and a new head fitted as a logistic regression
+    on standardised features (the standardisation folded into the head's weights).
+    Returns ``(model, test accuracy)``."""
+    from ..data import loaders
+    from ..train import evaluate
+    from ..transfer import extract_features, fit_logistic_regression, freeze, replace_head
+    from .source_model import build_source_model
+
+    model = build_source_model()
+    model.load_state_dict(source_state)
+    replace_head(model, split.num_classes)
+    freeze(model)
+    F = extract_features(model, split.X_train).double()
+    mu, sd = F.mean(0), F.std(0, unbiased=False).clamp_min(1e-12)
+    lin = fit_logistic_regression(((F - mu) / sd).float(), split.y_train, split.num_classes, C=C)
+    with torch.no_grad():  # W ((x - mu) / sd) + b  =  (W / sd) x + (b - (W / sd) mu)
+        W = lin.weight.double() / sd
+        model.fc.weight.copy_(W.float())
+        model.fc.bias.copy_((lin.bias.double() - W @ mu).float())
+    return model, evaluate(model, loaders(split)[1])["acc"]
+
+
 def _probe_sklearn(source, split, C: float) -> dict:
-    """scikit-learn's LogisticRegression on standardised frozen features, and its agreement with a
-    given set of predictions (filled in by the caller)."""
+    """scikit-learn's LogisticRegression on standardised frozen features: accuracy and predictions."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
@@ -142,11 +169,11 @@ def run(quick: bool = False) -> dict:
     min_count = int(torch.bincount(target.y_train).min())
     t_start = time.perf_counter()
 
-    curves: dict[str, dict] = {m: {} for m in METHODS + ["sklearn"]}
+    curves: dict[str, dict] = {m: {} for m in METHODS + ["sklearn", "probe_adam"]}
     agreement: dict[str, list[float]] = {}
     stage_change: dict[str, dict[str, float]] = {}
     filters: dict[str, list] = {"source": source_state["conv1.weight"].squeeze(1).tolist()}
-    seconds: dict[str, float] = {m: 0.0 for m in METHODS}
+    seconds: dict[str, float] = {m: 0.0 for m in ADAM_METHODS + ["probe"]}
     for k in per_class:
         key = str(k)
         for m in curves:
@@ -156,14 +183,17 @@ def run(quick: bool = False) -> dict:
             split = target if k == "all" else target.subset(int(k), seed)
             sk = _probe_sklearn(source, split, CONFIG["C"])
             curves["sklearn"][key].append(sk["acc"])
-            for m in METHODS:
+            t0 = time.perf_counter()
+            probe, acc = probe_logistic(source_state, split, CONFIG["C"])
+            seconds["probe"] += time.perf_counter() - t0
+            curves["probe"][key].append(acc)
+            pred = predict(probe, split.X_test).argmax(1).numpy()
+            agreement[key].append(float((pred == sk["pred"]).mean()))
+            for m in ADAM_METHODS:
                 t0 = time.perf_counter()
                 model, acc = train_target(m, split, seed, source_state, steps)
                 seconds[m] += time.perf_counter() - t0
                 curves[m][key].append(acc)
-                if m == "probe":
-                    pred = predict(model, split.X_test).argmax(1).numpy()
-                    agreement[key].append(float((pred == sk["pred"]).mean()))
                 if m == "full" and seed == seeds[0]:
                     stage_change[key] = _stage_change(model, source_state)
                 if k == per_class[-1] and seed == seeds[0] and m in ("scratch", "full"):
