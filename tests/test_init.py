@@ -188,8 +188,8 @@ def test_probe_without_labels_starts_from_unit_gradient():
 def test_deep_relu_profiles(kind):
     """He keeps the scale within a small factor over 30 layers; the others explode or vanish."""
     torch.manual_seed(0)
-    X = torch.rand(64, 1, 28, 28)
-    net = plain_mlp(depth=30, width=128) if kind == "mlp" else plain_cnn(depth=30, width=16)
+    X = torch.rand(64, 1, 28, 28) if kind == "mlp" else torch.rand(16, 1, 16, 16)
+    net = plain_mlp(depth=30, width=128, in_features=784) if kind == "mlp" else plain_cnn(depth=30, width=16)
     ratio = {}
     for scheme in ["he", "slide", "xavier", "default"]:
         init_weights(net, scheme, generator=torch.Generator().manual_seed(0))

@@ -64,7 +64,7 @@ def scale_profile(gain: float, X: torch.Tensor, kind: str = "mlp", depth: int = 
 
 
 def plot_scale_profile(profile: dict[str, list[float]], gain: float, reference: dict | None = None,
-                       title: str | None = None, figsize: tuple[float, float] = (5.6, 3.0)):
+                       title: str | None = None, figsize: tuple[float, float] = (6.0, 3.2)):
     """The figure of one frame: std of activations and gradients per layer (log scale)."""
     import matplotlib.pyplot as plt
 
@@ -75,7 +75,7 @@ def plot_scale_profile(profile: dict[str, list[float]], gain: float, reference: 
     ax.plot(layers, profile["act_std"], "o-", ms=3, color="C0", label="activations")
     ax.plot(layers, profile["grad_std"], "s-", ms=3, color="C3", label="gradients")
     ax.set_yscale("log")
-    ax.set_ylim(1e-6, 1e6)
+    ax.set_ylim(1e-10, 1e10)
     ax.set_xlabel("layer")
     ax.set_ylabel("std")
     ax.grid(alpha=0.3, which="major")
@@ -85,7 +85,7 @@ def plot_scale_profile(profile: dict[str, list[float]], gain: float, reference: 
 
 
 def scale_explorer(X: torch.Tensor, live: bool = False, gains: Sequence[float] = DEFAULT_GAINS,
-                   kind: str = "mlp", depth: int = 30, dpi: int = 60):
+                   kind: str = "mlp", depth: int = 30, dpi: int = 72):
     """The explorer widget for images ``X (N, 1, 28, 28)``.
 
     ``live=False``: one precomputed PNG per value in ``gains`` (a 30-layer MLP costs about 0.1 s
