@@ -144,17 +144,16 @@ def collect(source: Path, assignment: str, regexp: str | None = None) -> tuple[d
 def pick_notebooks(sub: Submission, expected: list[str]) -> tuple[dict[str, SubmittedFile], list[str]]:
     """Choose, for each notebook name of the release, the file to grade.
 
-    A file named as the release's notebook is preferred; with a single-notebook release any
-    ``.ipynb`` is accepted (a renamed notebook). When several candidates remain, the latest
-    (modification time, then path) wins: a student who hands in twice is graded on the last.
+    With a single-notebook release any ``.ipynb`` is a candidate (a renamed notebook is graded
+    under the release's name); with several, only files named as the release's notebooks. When a
+    student handed in several candidates, **the latest wins** (modification time, then path).
     Returns the choice and notes for the report.
     """
     notes: list[str] = []
     notebooks = [f for f in sub.files if f.name.lower().endswith(".ipynb")]
     chosen: dict[str, SubmittedFile] = {}
     for name in expected:
-        exact = [f for f in notebooks if f.name == f"{name}.ipynb"]
-        cands = exact or (notebooks if len(expected) == 1 else [])
+        cands = notebooks if len(expected) == 1 else [f for f in notebooks if f.name == f"{name}.ipynb"]
         if not cands:
             continue
         best = max(cands, key=lambda f: (f.mtime, f.path))

@@ -418,6 +418,8 @@ def grade_all(opts: Options) -> list[dict]:
     opts.course = Path(opts.course).resolve()
     opts.out.mkdir(parents=True, exist_ok=True)
     (opts.out / "results").mkdir(exist_ok=True)
+    if log.level == logging.NOTSET:
+        log.setLevel(logging.INFO)
     handler = logging.FileHandler(opts.out / "grading.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
