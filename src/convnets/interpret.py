@@ -352,7 +352,9 @@ class _StopForward(Exception):
 
 def _default_input_size(model: nn.Module) -> tuple[int, int, int, int]:
     conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
-    return (1, conv.in_channels if conv is not None else 1, 64, 64)
+    side = getattr(model, "image_size", 64)  # models built for one size say so (LeNet5)
+    side = side if isinstance(side, int) and side > 0 else 64
+    return (1, conv.in_channels if conv is not None else 1, side, side)
 
 
 def receptive_field(model: nn.Module | Sequence[nn.Module], layer: str | nn.Module | None = None,
@@ -361,8 +363,9 @@ def receptive_field(model: nn.Module | Sequence[nn.Module], layer: str | nn.Modu
 
     ``model`` is any module (or a list of layers applied in turn); ``layer`` a submodule or its
     dotted name (``None``: the model's output). The window is computed from the layers, not
-    measured: the model runs once on zeros of ``input_size`` (default ``(1, C, 64, 64)``, C the
-    first convolution's input channels; give the real size if the model needs one) while every
+    measured: the model runs once on zeros of ``input_size`` (default ``(1, C, S, S)``, C the
+    first convolution's input channels, S the model's ``image_size`` attribute or 64; give the
+    real size if the model needs one) while every
     torch operation it calls passes the window on. A convolution or pooling with kernel ``k``,
     stride ``s``, padding ``p`` and dilation ``d`` maps ``(size, stride, start)`` to
     ``(size + (k - 1) d stride, stride s, start - p stride)``; pointwise operations keep it;
@@ -512,7 +515,7 @@ def top_activating_patches(
         raise ValueError(f"k must be a positive integer; got {k!r}")
     name = _layer_name(model, layer)
     module = model.get_submodule(name)
-    rf = receptive_field(model, name)
+    rf: ReceptiveField | None = None
     dev = torch.device(device) if device is not None else next(iter(model.parameters()), torch.empty(0)).device
     chans = None if channels is None else torch.as_tensor(list(channels), dtype=torch.long)
     best_v = best_i = best_p = best_c = None
@@ -530,6 +533,11 @@ def top_activating_patches(
     try:
         for X in _iter_images(data, batch_size):
             X = X.to(dev)
+            if rf is None:
+                handle.remove()  # the receptive field's own forward pass must not stop here
+                rf = receptive_field(model, name, input_size=(1, *X.shape[1:]))
+                model.eval()
+                handle = module.register_forward_hook(hook)
             try:
                 model(X)
             except _StopForward:
