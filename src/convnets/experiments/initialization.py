@@ -43,8 +43,8 @@ def run(quick: bool = False, device: str | None = None) -> dict:
     dev = get_device(device)
     data = mnist5k()
     if quick:
-        cfg.update(depth=6, epochs=1)
-        data = data.subset(per_class=20)
+        cfg.update(depth=5, epochs=1)
+        data = data.subset(per_class=10)
     train_loader, test_loader = loaders(data, batch_size=cfg["batch_size"], seed=cfg["seed"])
     X0, y0 = data.X_train[:128], data.y_train[:128]
     histories, init_std, seconds = {}, {}, {}
