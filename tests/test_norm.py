@@ -275,3 +275,56 @@ def test_cuda_matches_torch():
     ours, ref = _bn_pair(norm.BatchNorm2d, nn.BatchNorm2d, 8, torch.float32)
     ours, ref = ours.cuda(), ref.cuda()
     _compare_modules(ours, ref, lambda: torch.randn(4, 8, 6, 6, device="cuda"), torch.float32)
+
+
+def test_explorer_records_and_static_form():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from convnets.experiments.normalization import plain_deep_cnn
+    from convnets.explore import norm as explore
+
+    torch.manual_seed(0)
+    net = plain_deep_cnn(depth=3, width=4, norm="batch")
+    X = torch.rand(16, 1, 28, 28)
+    recs = explore.norm_activations(net, X, train_mode=True)
+    assert [r["type"] for r in recs] == ["BatchNorm2d"] * 3
+    after = recs[0]["after"]
+    # batch statistics: every channel of the output has mean 0 and (biased) std 1; the ReLU that
+    # follows in place must not have overwritten the recorded output (it has negative values)
+    torch.testing.assert_close(after.mean((0, 2, 3)), torch.zeros(4), atol=1e-5, rtol=0)
+    torch.testing.assert_close(after.std((0, 2, 3), unbiased=False), torch.ones(4), atol=1e-3, rtol=0)
+    assert (after < 0).any()
+    assert net.features[1].num_batches_tracked.item() == 0, "train_mode must run on a copy"
+    box, nbytes = explore.static_histogram_explorer({"init": (net, True), "eval": net}, X, layers=[1], dpi=30)
+    assert len(box.children[1].children) == 2 and nbytes > 0
+    live = explore.histogram_explorer({"init": net}, X)
+    assert live.children
+    explore.plot_norm_axes()
+    with pytest.raises(ValueError, match="no normalization layer"):
+        explore.norm_activations(nn.Sequential(nn.Conv2d(1, 2, 3)), X)
+
+
+def test_plain_deep_cnn_shapes_and_norms():
+    from convnets.experiments.normalization import plain_deep_cnn
+
+    x = torch.rand(4, 1, 28, 28)
+    for kind in ("none", "batch", "layer", "layer_scalar"):
+        net = plain_deep_cnn(depth=9, width=4, norm=kind)
+        assert net(x).shape == (4, 10)
+        assert net.forward_head(net.forward_features(x), pre_logits=True).shape == (4, 16)
+        convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+        assert len(convs) == 9 and all((c.bias is None) == (kind != "none") for c in convs)
+
+
+def test_experiment_quick_run():
+    import json
+
+    from convnets.experiments import normalization
+
+    r = normalization.run(quick=True)
+    json.dumps(r, allow_nan=False)  # JSON-able, no NaN
+    assert {(s["norm"], s["lr"]) for s in r["sweep"]} == {(n, 0.1) for n in normalization.NORMS}
+    assert all(0.0 <= s["test_acc"] <= 1.0 for s in r["sweep"])
+    assert [(s["norm"], s["batch_size"]) for s in r["batch_sizes"]] == [("batch", 4), ("layer", 4)]
+    assert all("test_acc_batch_stats" in s for s in r["batch_sizes"])
