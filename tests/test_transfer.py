@@ -209,3 +209,69 @@ def test_torchvision_pretrained_offline(tmp_path, monkeypatch):
     torch.testing.assert_close(m.fc.weight, ref.fc.weight)
     with pytest.raises(ValueError, match="no model named"):
         T.torchvision_pretrained("not_a_model")
+
+
+# --- the source model and the chapter's experiment -------------------------------------------
+
+def test_source_checkpoint_matches_its_recorded_accuracy():
+    from convnets.data import mnist5k
+    from convnets.experiments.source_model import SOURCE_CONFIG, load_source_model, source_checkpoint_path
+    from convnets.train import predict
+
+    if not source_checkpoint_path().is_file():
+        pytest.skip("results/source-model.pt is absent: the slow test trains it")
+    assert source_checkpoint_path().stat().st_size < 5e6, "the checkpoint must stay under 5 MB"
+    net = load_source_model(train_if_missing=False)
+    assert net.source_meta["config"] == SOURCE_CONFIG, "the checkpoint was trained with another config"
+    split = mnist5k()
+    acc = (predict(net, split.X_test).argmax(1) == split.y_test).double().mean().item()
+    assert acc == pytest.approx(net.source_meta["test_acc"], abs=2e-3)
+    assert acc > 0.95, f"the source model should classify MNIST 5k's test digits well; got {acc:.3f}"
+
+
+def test_load_source_model_missing_raises(tmp_path):
+    from convnets.experiments.source_model import load_source_model
+
+    with pytest.raises(FileNotFoundError, match="python -m convnets.experiments source_model"):
+        load_source_model(train_if_missing=False, path=tmp_path / "none.pt")
+
+
+@pytest.mark.slow
+def test_source_script_reproduces_checkpoint(tmp_path):
+    """Retraining with the seeded script gives the stored accuracy (within 1 point: thread counts
+    and torch versions change the last bits of a float sum)."""
+    from convnets.experiments.source_model import load_source_model, source_checkpoint_path
+
+    if not source_checkpoint_path().is_file():
+        pytest.skip("no committed checkpoint to compare with")
+    stored = load_source_model(train_if_missing=False).source_meta["test_acc"]
+    fresh = load_source_model(train_if_missing=True, path=tmp_path / "source.pt")
+    assert (tmp_path / "source.pt").is_file()
+    assert fresh.source_meta["test_acc"] == pytest.approx(stored, abs=0.01)
+
+
+def test_transfer_curves_quick():
+    from convnets.experiments import transfer_curves
+
+    r = transfer_curves.run(quick=True)
+    json_ok = __import__("json").dumps(r)  # JSON-able
+    assert json_ok
+    for m in transfer_curves.METHODS + ["sklearn", "probe_adam"]:
+        assert set(r["acc"][m]) == {"1", "5"}, m
+        assert all(0 <= a <= 1 for v in r["acc"][m].values() for a in v), m
+    # the torch logistic-regression head and scikit-learn's agree on (nearly) every prediction
+    assert min(min(v) for v in r["probe_sklearn_agreement"].values()) > 0.97
+    assert set(r["stage_change"]["1"]) == {"conv1+bn1", "layer1", "layer2", "layer3"}
+
+
+def test_committed_transfer_results_are_complete():
+    from convnets.experiments import results_dir, transfer_curves
+
+    path = results_dir() / "transfer_curves.json"
+    if not path.is_file():
+        pytest.skip("results/transfer_curves.json is absent")
+    r = __import__("json").loads(path.read_text())
+    assert r["config"]["per_class"] == [str(k) for k in transfer_curves.PER_CLASS]
+    for m in transfer_curves.METHODS:
+        for k in r["config"]["per_class"]:
+            assert len(r["acc"][m][k]) == len(transfer_curves.SEEDS), (m, k)
