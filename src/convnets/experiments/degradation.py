@@ -1,0 +1,126 @@
+"""The degradation problem at small scale: plain vs residual CIFAR-style networks of growing depth.
+
+Explained in the chapter "ResNet, global average pooling and what came after"
+(``book/06-resnet-and-beyond.md``), section "The degradation problem".
+
+He et al. (2016, Fig. 1 and Fig. 6) train plain networks of 20 to 56 layers on CIFAR-10 and see
+the deeper one reach a *higher training error*: not overfitting, an optimisation difficulty.
+The residual networks of the same depths do not degrade. Here: MNIST 5k (4,000 training
+images), :func:`convnets.models.plain_cifar` and :func:`convnets.models.resnet_cifar` of depths
+8, 20 and 56 (width 16, 1 input channel), trained identically with the paper's recipe scaled
+down: SGD with momentum 0.9, learning rate 0.1 divided by 10 at 50% and 75% of training, weight
+decay 1e-4, batch 128, the same seeds and the same batch order for every network. The first two
+epochs run at lr 0.01 (the paper warms up its 110-layer net this way): without it the 56-layer
+residual network diverged at lr 0.1 (see :mod:`convnets.experiments.degradation_nowarmup`).
+
+The full run trains 12 networks for 10 epochs: of the order of 10 minutes on an idle 2-core CPU;
+the chapter reads the saved results.
+
+``run()`` returns per-epoch histories for every (kind, depth, seed) and a summary table;
+``python -m convnets.experiments degradation`` saves them to ``results/degradation.json``.
+"""
+from __future__ import annotations
+
+import platform
+import time
+from typing import Any
+
+import torch
+
+__all__ = ["CONFIG", "QUICK_CONFIG", "run", "train_one"]
+
+#: The full experiment (the figures in the chapter).
+CONFIG: dict[str, Any] = {
+    "depths": [8, 20, 56],
+    "width": 16,
+    "epochs": 10,
+    "seeds": [0, 1],
+    "batch_size": 128,
+    "lr": 0.1,
+    "momentum": 0.9,
+    "weight_decay": 1e-4,
+    "milestones": [0.5, 0.75],  # fractions of the epochs where the learning rate drops 10x
+    "warmup_epochs": 2,  # learning rate lr/10 for these first epochs (the paper's warm-up for ResNet-110)
+    "train_images": 4000,
+    "test_images": 1000,
+}
+
+#: The reduced size the tests run (seconds on a CPU).
+QUICK_CONFIG: dict[str, Any] = dict(CONFIG, depths=[8, 14], width=4, epochs=1, seeds=[0], train_images=200,
+                                     test_images=100)
+
+
+def train_one(kind: str, depth: int, seed: int, cfg: dict[str, Any], split=None,
+              device: str | torch.device | None = None) -> dict[str, list[float]]:
+    """Train one ``kind`` (``"plain"`` or ``"residual"``) network of ``depth`` layers; return its
+    :class:`convnets.train.History` as a dict (per-epoch train/val loss and accuracy)."""
+    from convnets.data import TensorSplit, loaders, mnist5k
+    from convnets.models import plain_cifar, resnet_cifar
+    from convnets.train import fit, seed_everything
+
+    if kind not in ("plain", "residual"):
+        raise ValueError(f"kind must be 'plain' or 'residual'; got {kind!r}")
+    split = split if split is not None else mnist5k()
+    n = cfg["train_images"]
+    if n < len(split.X_train):
+        split = split.subset(per_class=n // split.num_classes, seed=0)
+    m = cfg.get("test_images", len(split.X_test))
+    if m < len(split.X_test):  # the test split is stratified but ordered: take every k-th image
+        k = len(split.X_test) // m
+        split = TensorSplit(split.X_train, split.y_train, split.X_test[::k][:m], split.y_test[::k][:m], split.classes)
+    seed_everything(seed)
+    factory = plain_cifar if kind == "plain" else resnet_cifar
+    net = factory(depth, in_channels=1, num_classes=10, width=cfg["width"])
+    train_loader, test_loader = loaders(split, batch_size=cfg["batch_size"], seed=seed)
+    opt = torch.optim.SGD(net.parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
+                          weight_decay=cfg["weight_decay"])
+    milestones = [max(1, round(f * cfg["epochs"])) for f in cfg["milestones"]]
+    warmup = cfg.get("warmup_epochs", 0)
+
+    def factor(epoch: int) -> float:  # multiplies lr; fit steps the scheduler once per epoch
+        if epoch < warmup:
+            return 0.1
+        return 0.1 ** sum(epoch >= m for m in milestones)
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    hist = fit(net, train_loader, test_loader, epochs=cfg["epochs"], optimizer=opt, scheduler=sched,
+               device=device, verbose=False)
+    return hist.to_dict()
+
+
+def run(quick: bool = False, device: str | torch.device | None = None,
+        config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train every (kind, depth, seed) of :data:`CONFIG` (:data:`QUICK_CONFIG` when ``quick``,
+    ``config`` when given).
+
+    Returns ``{"config", "runs": [{"kind", "depth", "seed", "history"}], "summary": [...],
+    "device", "torch", "seconds"}``; ``summary`` has, per (kind, depth), the final training error
+    and test error in percent, averaged over the seeds, and their per-seed values.
+    """
+    from convnets.data import mnist5k
+    from convnets.utils import get_device
+
+    cfg = QUICK_CONFIG if quick else (config or CONFIG)
+    dev = get_device(device)
+    split = mnist5k()
+    t0 = time.perf_counter()
+    runs = []
+    for depth in cfg["depths"]:
+        for kind in ("plain", "residual"):
+            for seed in cfg["seeds"]:
+                h = train_one(kind, depth, seed, cfg, split, dev)
+                runs.append({"kind": kind, "depth": depth, "seed": seed, "history": h})
+    summary = []
+    for depth in cfg["depths"]:
+        for kind in ("plain", "residual"):
+            rs = [r["history"] for r in runs if r["kind"] == kind and r["depth"] == depth]
+            tr = [100 * (1 - h["train_acc"][-1]) for h in rs]
+            te = [100 * (1 - h["val_acc"][-1]) for h in rs]
+            summary.append({"kind": kind, "depth": depth,
+                            "train_error": sum(tr) / len(tr), "test_error": sum(te) / len(te),
+                            "train_error_per_seed": tr, "test_error_per_seed": te,
+                            "final_train_loss": sum(h["train_loss"][-1] for h in rs) / len(rs),
+                            "seconds_per_epoch": sum(sum(h["seconds"]) for h in rs) / len(rs) / cfg["epochs"]})
+    return {"config": cfg, "runs": runs, "summary": summary,
+            "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"{dev.type} ({platform.processor() or platform.machine()})",
+            "torch": torch.__version__, "seconds": time.perf_counter() - t0}
