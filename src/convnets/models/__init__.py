@@ -10,3 +10,7 @@ from .lenet import LeNet5, lenet5
 from .alexnet import AlexNet, alexnet, alexnet_mini
 from .vgg import VGG, VGG_CONFIGS, vgg, vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16, vgg16_bn, vgg19, vgg19_bn, vgg_mini
 from .googlenet import GoogLeNet, Inception, googlenet, googlenet_mini
+from .xception import Xception, SeparableConv2d, xception
+from .se import SqueezeExcitation, SEBottleneck, se_resnet50
+from .mobilenet import MobileNetV2, InvertedResidual, mobilenet_v2
+from .efficientnet import EfficientNet, MBConv, efficientnet, efficientnet_b0

@@ -161,7 +161,7 @@ class ResNet(ConvNet):
                  in_channels: int = 3, width: int = 64, zero_init_residual: bool = False,
                  stride_in_1x1: bool = False):
         super().__init__()
-        if block not in (BasicBlock, Bottleneck):
+        if not (isinstance(block, type) and issubclass(block, (BasicBlock, Bottleneck))):
             raise TypeError(f"block must be BasicBlock or Bottleneck; got {block!r}")
         if len(layers) != 4 or any(not isinstance(n, int) or n < 1 for n in layers):
             raise ValueError(f"layers must be four positive block counts, e.g. [2, 2, 2, 2]; got {layers!r}")
