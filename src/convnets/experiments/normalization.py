@@ -85,12 +85,20 @@ def _clean(v: float) -> float | None:
 
 
 @torch.no_grad()
-def batch_stat_accuracy(net: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
+def batch_stat_accuracy(net: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int,
+                        shuffle: bool = True, seed: int = 0) -> float:
     """Test accuracy when batch norm normalizes with the statistics of each test batch of
     ``batch_size`` (train mode) instead of its running statistics: what a forgotten
-    ``model.eval()`` does. Runs on a copy, so the model's running statistics are untouched."""
+    ``model.eval()`` does. Runs on a copy, so the model's running statistics are untouched.
+
+    ``shuffle`` (seeded) puts the images in random order first: MNIST 5k's test set is sorted
+    by label, and consecutive batches would each hold one digit. ``shuffle=False`` keeps the order.
+    """
     import copy
 
+    if shuffle:
+        perm = torch.randperm(len(X), generator=torch.Generator().manual_seed(seed))
+        X, y = X[perm], y[perm]
     twin = copy.deepcopy(net).train()
     correct = 0
     for i in range(0, len(X) - batch_size + 1, batch_size):  # full batches only
