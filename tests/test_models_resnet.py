@@ -134,3 +134,37 @@ def test_registry():
     assert net(torch.randn(2, 1, 28, 28)).shape == (2, 10)
     net.reset_classifier(5)
     assert net(torch.randn(2, 1, 28, 28)).shape == (2, 5)
+
+
+@pytest.mark.slow
+def test_degradation_experiment_quick():
+    from convnets.experiments import degradation, degradation_nowarmup
+
+    r = degradation.run(quick=True)
+    assert {(s["kind"], s["depth"]) for s in r["summary"]} == {(k, d) for k in ("plain", "residual") for d in (8, 14)}
+    for run in r["runs"]:
+        h = run["history"]
+        assert len(h["epoch"]) == degradation.QUICK_CONFIG["epochs"]
+        assert all(0.0 <= a <= 1.0 for a in h["train_acc"] + h["val_acc"])
+    # the no-warm-up variant differs from the main experiment only where it says
+    diff = {k for k in degradation.CONFIG if degradation.CONFIG[k] != degradation_nowarmup.CONFIG[k]}
+    assert diff <= {"warmup_epochs", "epochs", "seeds"}
+    assert degradation_nowarmup.CONFIG["warmup_epochs"] == 0
+
+
+def test_warmup_schedule():
+    from convnets.experiments.degradation import CONFIG
+
+    warm, epochs = CONFIG["warmup_epochs"], CONFIG["epochs"]
+    net = nn.Linear(2, 2)
+    opt = torch.optim.SGD(net.parameters(), lr=CONFIG["lr"])
+    milestones = [max(1, round(f * epochs)) for f in CONFIG["milestones"]]
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda e: 0.1 if e < warm else 0.1 ** sum(e >= m for m in milestones))
+    lrs = []
+    for _ in range(epochs):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx(CONFIG["lr"] / 10) and lrs[warm] == pytest.approx(CONFIG["lr"])
+    assert lrs[-1] == pytest.approx(CONFIG["lr"] / 100)
