@@ -198,3 +198,26 @@ def test_in_channels_and_bad_input():
     with pytest.raises(ValueError, match="widths"):
         from convnets.models import AlexNet
         AlexNet(widths=(1, 2, 3))
+
+
+# ---------------------------------------------------------------------------------------------
+# the chapter's cached experiments, in their reduced size
+
+@pytest.mark.slow
+def test_experiment_classic_mnist_quick():
+    from convnets.experiments.classic_mnist import run
+
+    r = run(quick=True)
+    assert [row["factory"] for row in r["rows"]] == ["lenet5", "alexnet_mini", "vgg_mini", "googlenet_mini"]
+    for row in r["rows"]:
+        assert 0.0 <= row["test_acc"] <= 1.0 and row["params"] > 0 and row["macs"] > 0, row
+
+
+@pytest.mark.slow
+def test_experiment_classic_relu_tanh_quick():
+    from convnets.experiments.classic_relu_tanh import epochs_to, run
+
+    r = run(quick=True)
+    assert set(r["train_error"]) == {"relu", "tanh"}
+    assert all(len(c) == r["epochs"] for c in r["train_error"]["relu"])
+    assert epochs_to([0.5, 0.2, 0.04], 0.05) == 3 and epochs_to([0.5], 0.1) is None
