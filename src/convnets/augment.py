@@ -484,12 +484,12 @@ def five_crop_views(size: int, padding: int = 0) -> list[Callable[[torch.Tensor]
 
 
 def ten_crop_views(size: int, padding: int = 0) -> list[Callable[[torch.Tensor], torch.Tensor]]:
-    """Ten views: :func:`five_crop_views` and their mirror images (AlexNet's 10 patches;
-    torchvision's ``ten_crop`` order)."""
+    """Ten views: :func:`five_crop_views` and their mirror images (AlexNet's 10 patches), in
+    torchvision's ``ten_crop`` order: the last five are the five crops of the mirrored image."""
     five = five_crop_views(size, padding)
 
     def flipped(v):
-        f = lambda X: v(X).flip(-1)  # noqa: E731
+        f = lambda X: v(X.flip(-1))  # noqa: E731
         f.__name__ = f"{v.__name__}_flipped"
         return f
 
