@@ -14,8 +14,9 @@ epochs run at lr 0.01 (the paper warms up its 110-layer net this way): without i
 residual network diverged at lr 0.1 (see :mod:`convnets.experiments.degradation_nowarmup`).
 
 The full run trains 12 networks for 10 epochs. The saved results took 6,332 s on a 2-core CPU
-shared with other heavy jobs (so far more than on an idle machine, where a width-16 56-layer net
-costs ~10 s per epoch); the chapter reads the saved results.
+shared with other heavy jobs; ``benchmarks/bench_models_resnet.py`` measured a training step of
+the 56-layer nets at ~1.3 s (batch 128, ~40 s per epoch) on that CPU, so expect well over half an
+hour even on a quiet machine, and about 2 minutes on one GPU. The chapter reads the saved results.
 
 ``run()`` returns per-epoch histories for every (kind, depth, seed) and a summary table;
 ``python -m convnets.experiments degradation`` saves them to ``results/degradation.json``.
