@@ -37,31 +37,9 @@ def toc_files() -> list[str]:
     return files
 
 
-def _offline_prefix() -> list[str]:
-    """Run in a new network namespace with only loopback up, where the OS allows it."""
-    if shutil.which("unshare") and shutil.which("ip"):
-        probe = subprocess.run(["unshare", "-n", "true"], capture_output=True)
-        if probe.returncode == 0:
-            return ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "offline"]
-    return []
-
-
 @pytest.fixture(scope="module")
-def build():
-    subprocess.run(["bash", str(ROOT / "scripts" / "vendor-assets.sh")], check=True)
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}", "PYTHONWARNINGS": "ignore"}
-    # same cache key as scripts/build-book.sh: a change in src/convnets re-executes the chapters
-    key = subprocess.run("find src/convnets -name '*.py' -print0 | sort -z | xargs -0 cat | sha256sum",
-                         shell=True, cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()[0]
-    (ROOT / "_build").mkdir(exist_ok=True)
-    stamp = ROOT / "_build" / ".src-key"
-    if stamp.is_file() and stamp.read_text().strip() != key:
-        shutil.rmtree(ROOT / "_build" / ".jupyter_cache", ignore_errors=True)
-    stamp.write_text(key)
-    offline = _offline_prefix()
-    cmd = [*offline, str(BIN / "jupyter-book"), "build", str(ROOT), "-W", "-n", "--keep-going"]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=3000)
-    return proc, bool(offline)
+def build(book_build):
+    return book_build
 
 
 def test_book_builds_without_warnings(build):

@@ -454,5 +454,5 @@ def test_forged_equality_gets_no_points_on_00_warmup(tmp_path):
     shutil.copy(ROOT / "solutions" / assignment / f"{assignment}.ipynb", subs / "perfect")
     records = {r["student"]: r for r in R.grade_all(R.Options(
         assignment=assignment, submissions=subs, out=tmp_path / "out", course=ROOT, jobs=2, cell_timeout=120))}
-    assert records["perfect"]["total"] == records["perfect"]["max_total"] > 0, records["perfect"]
+    assert records["perfect"]["total"] == records["perfect"]["max_total"] > 0, json.dumps(records["perfect"], indent=1, default=str)
     assert records["forger"]["total"] == 0, f"a forged __eq__ scored points: {records['forger']['tests']}"

@@ -1,0 +1,51 @@
+"""scripts/build-book.sh keys the execution cache on src/convnets: jupyter-cache only notices a
+change in a chapter's own cells, so an edit of the library must re-execute every chapter, and
+nothing else may. Checked on a copy of the script with stand-ins for set-up and jupyter-book."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _project(tmp_path: Path) -> Path:
+    proj = tmp_path / "proj"
+    (proj / "scripts").mkdir(parents=True)
+    shutil.copy(ROOT / "scripts" / "build-book.sh", proj / "scripts" / "build-book.sh")
+    (proj / "scripts" / "setup.sh").write_text("exit 0\n")
+    bin_ = proj / ".venv" / "bin"
+    bin_.mkdir(parents=True)
+    fake = bin_ / "jupyter-book"
+    # the stand-in "executes" only when the cache is empty, as jupyter-cache would
+    fake.write_text("#!/bin/sh\nif [ -f _build/.jupyter_cache/executed ]; then echo reused; "
+                    "else mkdir -p _build/.jupyter_cache && touch _build/.jupyter_cache/executed && echo executed; fi\n")
+    fake.chmod(0o755)
+    (proj / "src" / "convnets").mkdir(parents=True)
+    (proj / "src" / "convnets" / "a.py").write_text("x = 1\n")
+    return proj
+
+
+def _build(proj: Path) -> str:
+    proc = subprocess.run(["bash", "scripts/build-book.sh"], cwd=proj, capture_output=True, text=True,
+                          env={**os.environ, "PATH": f"{proj / '.venv' / 'bin'}:{os.environ['PATH']}"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def test_library_change_reexecutes_and_nothing_else_does(tmp_path):
+    proj = _project(tmp_path)
+    assert "executed" in _build(proj).split()
+    assert "reused" in _build(proj).split(), "a rebuild with nothing changed must reuse the cache"
+    (proj / "book").mkdir()
+    (proj / "book" / "notes.md").write_text("a change outside src/convnets\n")
+    assert "reused" in _build(proj).split()
+    (proj / "src" / "convnets" / "a.py").write_text("x = 2\n")
+    out = _build(proj)
+    assert "executed" in out.split() and "src/convnets changed" in out, out
+    (proj / "src" / "convnets" / "sub").mkdir()
+    (proj / "src" / "convnets" / "sub" / "b.py").write_text("y = 1\n")
+    assert "executed" in _build(proj).split(), "a new module in src/convnets must re-execute the chapters"
+    assert "reused" in _build(proj).split()
