@@ -77,10 +77,41 @@ def copy_notebooks(app: Sphinx, exception: Exception | None) -> None:
             shutil.copytree(ex / assignment, out / "exercises" / assignment, dirs_exist_ok=True)
 
 
+def tidy_scripts(app: Sphinx, pagename, templatename, context, doctree) -> None:
+    """Drop thebe's scripts (live code is off in this book, and its loader points at a CDN) and
+    inline scripts that the theme adds twice: a second ``const THEBE_JS_URL`` is a console error.
+    Also give the colour mode a default."""
+    # the page template falls back to an empty colour mode, which the theme reports as invalid
+    if not context.get("default_mode"):
+        context["default_mode"] = "auto"
+    files = context.get("script_files")
+    if not files:
+        return
+    seen, kept = set(), []
+    for js in files:
+        body = (getattr(js, "attributes", None) or {}).get("body", "") or ""
+        name = str(getattr(js, "filename", None) or js or "")
+        if "THEBE_JS_URL" in body or "sphinx-thebe" in name:
+            continue
+        if body and (name, body) in seen:
+            continue
+        seen.add((name, body))
+        kept.append(js)
+    context["script_files"] = kept
+
+
+def _add_static(app: Sphinx, config) -> None:
+    config.html_static_path = list(config.html_static_path) + [str(Path(__file__).parent / "static")]
+
+
 def setup(app: Sphinx) -> dict:
     app.add_config_value("companion_repository_url", "", "html")
     app.add_config_value("companion_branch", "main", "html")
     app.add_config_value("companion_exercises", {}, "html")
     app.connect("html-page-context", add_launch_bar)
+    app.connect("html-page-context", tidy_scripts, priority=900)
+    # MathJax 2's Hub for the static widget manager (see static/mathjax-hub-shim.js)
+    app.connect("config-inited", _add_static)
+    app.add_js_file("mathjax-hub-shim.js", priority=600)
     app.connect("build-finished", copy_notebooks)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
