@@ -6,8 +6,9 @@
 For each model with a torchvision twin: images per second for the forward pass (eval, no grad)
 and for forward+backward (train), at each batch size, ours and torchvision's, and the ratio
 ours/torchvision (1.00 = same speed). ImageNet models run at 224x224. The two models are timed
-in alternation, and the median of the repeats is reported, so that a change in machine load
-hits both alike. Same architecture, same cost: every ratio should be close to 1. On a GPU,
+in alternation (the order flips every round); throughputs are medians over the rounds, and the
+ratio is the median over the rounds of the ratio within each round, so that a change in machine
+load hits both alike. Same architecture, same cost: every ratio should be close to 1. On a GPU,
 ``--amp bf16|fp16`` runs under autocast and ``--channels-last`` converts models and inputs: the
 ResNet-50 line at batch 64 is the training-throughput benchmark on synthetic 224x224 data.
 """
@@ -88,7 +89,10 @@ def bench_pair(name: str, batch: int, repeats: int, dev: torch.device, amp: str 
                 if r:
                     t[key].append(dt)
         o, v = statistics.median(t["ours"]), statistics.median(t["tv"])
-        row[f"{mode}_ours"], row[f"{mode}_tv"], row[f"{mode}_ratio"] = batch / o, batch / v, v / o
+        # the ratio pairs the two timings of each round (taken back to back), so that the
+        # machine's drifts between rounds cancel; its median over the rounds is reported
+        paired = [tv_i / o_i for o_i, tv_i in zip(t["ours"], t["tv"])]
+        row[f"{mode}_ours"], row[f"{mode}_tv"], row[f"{mode}_ratio"] = batch / o, batch / v, statistics.median(paired)
     return row
 
 

@@ -47,7 +47,11 @@ class ConvBNAct(nn.Sequential):
             nn.BatchNorm2d(out_channels),
         ]
         if activation is not None:
-            layers.append(activation())
+            try:  # in place where the activation allows it, as torchvision: one tensor fewer
+                act = activation(inplace=True)
+            except TypeError:
+                act = activation()
+            layers.append(act)
         super().__init__(*layers)
 
 

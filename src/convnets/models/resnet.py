@@ -79,7 +79,9 @@ class BasicBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
-        return self.relu(self.residual(x) + identity)
+        out = self.residual(x)
+        out += identity  # in place, as torchvision: no new activation-sized tensor per block
+        return self.relu(out)
 
     @property
     def last_bn(self) -> nn.BatchNorm2d:
@@ -120,7 +122,9 @@ class Bottleneck(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
-        return self.relu(self.residual(x) + identity)
+        out = self.residual(x)
+        out += identity  # in place, as torchvision: no new activation-sized tensor per block
+        return self.relu(out)
 
     @property
     def last_bn(self) -> nn.BatchNorm2d:
