@@ -213,17 +213,13 @@ def check(chapter: str, *keys: str, glue: bool = True) -> dict[str, Outcome]:
 
 
 def glue_values(outcomes: dict[str, Outcome]) -> None:
-    """Glue each outcome's values as ``<key>_<name>`` for ``{glue:text}`` (only inside a
-    myst-nb build; elsewhere nothing happens)."""
-    try:
-        from myst_nb import glue as _glue
-    except ImportError:
-        return
+    """Glue each outcome's values as ``<key>_<name>`` for ``{glue:text}`` (only inside the book
+    build; elsewhere nothing happens)."""
+    from ..notebook import glue as _glue
+
     for key, out in outcomes.items():
         for name, value in out.values.items():
-            if hasattr(value, "item"):
-                value = value.item()
-            _glue(f"{key}_{name}".replace("-", "_"), value, display=False)
+            _glue(f"{key}_{name}".replace("-", "_"), value)
 
 
 def paper_table(chapter: str):
