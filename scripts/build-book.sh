@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Build the book into _build/html: set up, then execute every chapter and fail on any warning
-# or cell error. Cached results are reused only while src/convnets is unchanged.
+# or cell error. Executed chapters are reused only while src/convnets and results/ are unchanged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
-# jupyter-cache does not notice changes in imported modules: key the cache on src/ ourselves.
-key=$(find src/convnets -name '*.py' -print0 | sort -z | xargs -0 cat | sha256sum | cut -d' ' -f1)
+# jupyter-cache does not notice changes in imported modules or cached results: key the cache
+# on them ourselves (scripts/book-cache-key.sh).
+key=$(bash scripts/book-cache-key.sh)
 mkdir -p _build
 if [ -d _build/.jupyter_cache ] && [ "$(cat _build/.src-key 2>/dev/null)" != "$key" ]; then
-  echo "build-book: src/convnets changed since the last build: re-executing every chapter"
+  echo "build-book: src/convnets or results/ changed since the last build: re-executing every chapter"
   rm -rf _build/.jupyter_cache
 fi
 echo "$key" > _build/.src-key

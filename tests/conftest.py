@@ -37,9 +37,9 @@ def book_build():
     """Build the book once per test session (offline where possible); returns (process, offline)."""
     subprocess.run(["bash", str(ROOT / "scripts" / "vendor-assets.sh")], check=True)
     env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}", "PYTHONWARNINGS": "ignore"}
-    # same cache key as scripts/build-book.sh: a change in src/convnets re-executes the chapters
-    key = subprocess.run("find src/convnets -name '*.py' -print0 | sort -z | xargs -0 cat | sha256sum",
-                         shell=True, cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()[0]
+    # same cache key as scripts/build-book.sh: a change in src/convnets or results/ re-executes the chapters
+    key = subprocess.run(["bash", "scripts/book-cache-key.sh"], cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout.split()[0]
     (ROOT / "_build").mkdir(exist_ok=True)
     stamp = ROOT / "_build" / ".src-key"
     if stamp.is_file() and stamp.read_text().strip() != key:

@@ -15,6 +15,7 @@ def _project(tmp_path: Path) -> Path:
     proj = tmp_path / "proj"
     (proj / "scripts").mkdir(parents=True)
     shutil.copy(ROOT / "scripts" / "build-book.sh", proj / "scripts" / "build-book.sh")
+    shutil.copy(ROOT / "scripts" / "book-cache-key.sh", proj / "scripts" / "book-cache-key.sh")
     (proj / "scripts" / "setup.sh").write_text("exit 0\n")
     bin_ = proj / ".venv" / "bin"
     bin_.mkdir(parents=True)
@@ -44,8 +45,19 @@ def test_library_change_reexecutes_and_nothing_else_does(tmp_path):
     assert "reused" in _build(proj).split()
     (proj / "src" / "convnets" / "a.py").write_text("x = 2\n")
     out = _build(proj)
-    assert "executed" in out.split() and "src/convnets changed" in out, out
+    assert "executed" in out.split() and "src/convnets or results/ changed" in out, out
     (proj / "src" / "convnets" / "sub").mkdir()
     (proj / "src" / "convnets" / "sub" / "b.py").write_text("y = 1\n")
     assert "executed" in _build(proj).split(), "a new module in src/convnets must re-execute the chapters"
     assert "reused" in _build(proj).split()
+
+
+def test_changed_cached_results_reexecute(tmp_path):
+    """The chapters read results/*.json: a recomputed experiment must show in the next build."""
+    proj = _project(tmp_path)
+    (proj / "results").mkdir()
+    (proj / "results" / "x.json").write_text('{"acc": 0.9}')
+    assert "executed" in _build(proj).split()
+    assert "reused" in _build(proj).split()
+    (proj / "results" / "x.json").write_text('{"acc": 0.8}')
+    assert "executed" in _build(proj).split(), "a changed results/ file must re-execute the chapters"
