@@ -17,6 +17,7 @@ def _project(tmp_path: Path) -> Path:
     shutil.copy(ROOT / "scripts" / "build-book.sh", proj / "scripts" / "build-book.sh")
     shutil.copy(ROOT / "scripts" / "book-cache-key.sh", proj / "scripts" / "book-cache-key.sh")
     (proj / "scripts" / "setup.sh").write_text("exit 0\n")
+    (proj / "scripts" / "execute_chapters.py").write_text("")  # stand-in: the fake build executes
     bin_ = proj / ".venv" / "bin"
     bin_.mkdir(parents=True)
     fake = bin_ / "jupyter-book"
