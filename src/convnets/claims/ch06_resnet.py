@@ -283,3 +283,21 @@ def _p_imagenet():
         ok &= p == ptv == ref_params and abs(g - ref_gmacs) < 0.1
         rows.append(f"{name} {p:,} params (torchvision {ptv:,}), {g:.2f} GMACs")
     return Outcome(ok, "; ".join(rows), verdict=verdict_from(ok, False))
+
+
+@claim("06", "densenet-params",
+       "DenseNet-121: the library's model has torchvision's parameters, module for module",
+       paper="torchvision densenet121: 7,978,856 parameters (REFERENCE.md)", expect="reproduced")
+def _p_densenet():
+    import torchvision
+
+    from convnets.models import densenet121
+    from convnets.utils import count_parameters
+
+    with torch.device("meta"):
+        ours, tv = densenet121(), torchvision.models.densenet121()
+    p, ptv = count_parameters(ours), count_parameters(tv)
+    same_names = list(ours.state_dict()) == list(tv.state_dict())
+    ok = p == ptv == 7_978_856 and same_names
+    return Outcome(ok, f"{p:,} parameters (torchvision {ptv:,}); state_dict keys identical: {same_names}",
+                   values={"params": p}, verdict=verdict_from(ok, p == ptv))
