@@ -2,7 +2,7 @@
 (``book/06-resnet-and-beyond.md``).
 
 Most rest on the cached degradation runs (``results/degradation.json``: plain and residual
-networks of 8, 20 and 56 layers on MNIST 5k, three seeds, with warm-up;
+networks of 8, 20 and 56 layers on MNIST 5k, with warm-up (the saved run has two seeds);
 ``results/degradation_nowarmup.json``: the same without warm-up); the others are cheap live
 counts (parameters, multiply-adds on the meta device, a gradient at initialisation).
 """
