@@ -10,7 +10,7 @@ from torch import nn
 
 from convnets.models import (HighwayBlock, InceptionResNetA, PreActBasicBlock, PreActBottleneck, create_model,
                              densenet121, densenet169, preact_resnet_cifar)
-from convnets.models.resnet import BasicBlock
+from convnets.models import BasicBlock
 from convnets.utils import count_parameters
 
 
