@@ -13,8 +13,10 @@ decay 1e-4, batch 128, the same seeds and the same batch order for every network
 epochs run at lr 0.01 (the paper warms up its 110-layer net this way): without it the 56-layer
 residual network diverged at lr 0.1 (see :mod:`convnets.experiments.degradation_nowarmup`).
 
-The full run trains 12 networks for 10 epochs. The saved results took 6,332 s on a 2-core CPU
-shared with other heavy jobs; ``benchmarks/bench_models_resnet.py`` measured a training step of
+The full run trains 18 networks (three seeds) for 10 epochs. The saved results hold seeds 0 and
+1 only (12 networks, 6,332 s on a 2-core CPU shared with other heavy jobs); a run of seed 2 alone
+was killed out of memory on that shared machine after 45 minutes. :func:`extend` adds the missing
+seeds to the saved results without retraining the others; ``benchmarks/bench_models_resnet.py`` measured a training step of
 the 56-layer nets at ~1.3 s (batch 128, ~40 s per epoch) on that CPU, so expect well over half an
 hour even on a quiet machine, and about 2 minutes on one GPU. The chapter reads the saved results.
 
@@ -29,14 +31,14 @@ from typing import Any
 
 import torch
 
-__all__ = ["CONFIG", "QUICK_CONFIG", "run", "train_one"]
+__all__ = ["CONFIG", "QUICK_CONFIG", "extend", "run", "summarise", "train_one"]
 
 #: The full experiment (the figures in the chapter).
 CONFIG: dict[str, Any] = {
     "depths": [8, 20, 56],
     "width": 16,
     "epochs": 10,
-    "seeds": [0, 1],
+    "seeds": [0, 1, 2],
     "batch_size": 128,
     "lr": 0.1,
     "momentum": 0.9,
@@ -72,7 +74,7 @@ def train_one(kind: str, depth: int, seed: int, cfg: dict[str, Any], split=None,
         split = TensorSplit(split.X_train, split.y_train, split.X_test[::k][:m], split.y_test[::k][:m], split.classes)
     seed_everything(seed)
     factory = plain_cifar if kind == "plain" else resnet_cifar
-    net = factory(depth, in_channels=1, num_classes=10, width=cfg["width"])
+    net = factory(depth=depth, in_channels=1, num_classes=10, width=cfg["width"])
     train_loader, test_loader = loaders(split, batch_size=cfg["batch_size"], seed=seed)
     opt = torch.optim.SGD(net.parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
                           weight_decay=cfg["weight_decay"])
@@ -90,14 +92,37 @@ def train_one(kind: str, depth: int, seed: int, cfg: dict[str, Any], split=None,
     return hist.to_dict()
 
 
+def summarise(runs: list[dict[str, Any]], cfg: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per (kind, depth): the final training and test error (%) and training loss, averaged over
+    the seeds, with their per-seed values."""
+    summary = []
+    for depth in cfg["depths"]:
+        for kind in ("plain", "residual"):
+            rs = [r["history"] for r in runs if r["kind"] == kind and r["depth"] == depth]
+            tr = [100 * (1 - h["train_acc"][-1]) for h in rs]
+            te = [100 * (1 - h["val_acc"][-1]) for h in rs]
+            loss = [h["train_loss"][-1] for h in rs]
+            summary.append({"kind": kind, "depth": depth,
+                            "train_error": sum(tr) / len(tr), "test_error": sum(te) / len(te),
+                            "train_error_per_seed": tr, "test_error_per_seed": te,
+                            "final_train_loss": sum(loss) / len(loss), "final_train_loss_per_seed": loss,
+                            "seconds_per_epoch": sum(sum(h["seconds"]) for h in rs) / len(rs) / cfg["epochs"]})
+    return summary
+
+
 def run(quick: bool = False, device: str | torch.device | None = None,
-        config: dict[str, Any] | None = None) -> dict[str, Any]:
+        config: dict[str, Any] | None = None, previous: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train every (kind, depth, seed) of :data:`CONFIG` (:data:`QUICK_CONFIG` when ``quick``,
     ``config`` when given).
 
+    ``previous``: saved results of the same recipe (every config entry equal but ``seeds``); its
+    runs of the wanted seeds are kept and only the missing ones are trained (seeded runs are
+    deterministic on one machine, so this equals training all of them now).
+
     Returns ``{"config", "runs": [{"kind", "depth", "seed", "history"}], "summary": [...],
-    "device", "torch", "seconds"}``; ``summary`` has, per (kind, depth), the final training error
-    and test error in percent, averaged over the seeds, and their per-seed values.
+    "device", "torch", "seconds"}``; ``summary`` has, per (kind, depth), the final training and
+    test error in percent and the final training loss, averaged over the seeds, and their per-seed
+    values (see :func:`summarise`). ``seconds`` counts only the runs trained in this call.
     """
     from convnets.data import mnist5k
     from convnets.utils import get_device
@@ -105,24 +130,47 @@ def run(quick: bool = False, device: str | torch.device | None = None,
     cfg = QUICK_CONFIG if quick else (config or CONFIG)
     dev = get_device(device)
     split = mnist5k()
+    done: dict[tuple[str, int, int], dict[str, Any]] = {}
+    if previous is not None and not quick:
+        same = {k: v for k, v in previous["config"].items() if k != "seeds"} == {
+            k: v for k, v in cfg.items() if k != "seeds"}
+        if not same:
+            raise ValueError("previous results were computed with another recipe; recompute them all")
+        done = {(r["kind"], r["depth"], r["seed"]): r for r in previous["runs"]}
     t0 = time.perf_counter()
-    runs = []
+    runs, trained = [], []
     for depth in cfg["depths"]:
         for kind in ("plain", "residual"):
             for seed in cfg["seeds"]:
+                if (kind, depth, seed) in done:
+                    runs.append(done[(kind, depth, seed)])
+                    continue
                 h = train_one(kind, depth, seed, cfg, split, dev)
                 runs.append({"kind": kind, "depth": depth, "seed": seed, "history": h})
-    summary = []
-    for depth in cfg["depths"]:
-        for kind in ("plain", "residual"):
-            rs = [r["history"] for r in runs if r["kind"] == kind and r["depth"] == depth]
-            tr = [100 * (1 - h["train_acc"][-1]) for h in rs]
-            te = [100 * (1 - h["val_acc"][-1]) for h in rs]
-            summary.append({"kind": kind, "depth": depth,
-                            "train_error": sum(tr) / len(tr), "test_error": sum(te) / len(te),
-                            "train_error_per_seed": tr, "test_error_per_seed": te,
-                            "final_train_loss": sum(h["train_loss"][-1] for h in rs) / len(rs),
-                            "seconds_per_epoch": sum(sum(h["seconds"]) for h in rs) / len(rs) / cfg["epochs"]})
-    return {"config": cfg, "runs": runs, "summary": summary,
-            "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"{dev.type} ({platform.processor() or platform.machine()})",
-            "torch": torch.__version__, "seconds": time.perf_counter() - t0}
+                trained.append(seed)
+    here = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"{dev.type} ({platform.processor() or platform.machine()})"
+    out = {"config": cfg, "runs": runs, "summary": summarise(runs, cfg), "device": here,
+           "torch": torch.__version__, "seconds": time.perf_counter() - t0}
+    if done:
+        out["provenance"] = (f"seeds {sorted({k[2] for k in done} & set(cfg['seeds']))} from an earlier run "
+                             f"({previous.get('device')}, {previous.get('seconds', 0):.0f} s); "
+                             f"seeds {sorted(set(trained))} trained now ({here}, {out['seconds']:.0f} s)")
+    return out
+
+
+def extend(device: str | torch.device | None = None) -> dict[str, Any]:
+    """Train the seeds of :data:`CONFIG` that ``results/degradation.json`` lacks, keep the saved
+    runs, and save the merged results (``python -c "from convnets.experiments import degradation;
+    degradation.extend()"``)."""
+    import json
+    import os
+
+    from convnets.experiments import results_dir
+
+    path = results_dir() / "degradation.json"
+    previous = json.loads(path.read_text()) if path.is_file() else None
+    out = run(device=device, previous=previous)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(out, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+    return out

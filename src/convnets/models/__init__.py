@@ -14,3 +14,7 @@ from .xception import Xception, SeparableConv2d, xception
 from .se import SqueezeExcitation, SEBottleneck, se_resnet50
 from .mobilenet import MobileNetV2, InvertedResidual, mobilenet_v2
 from .efficientnet import EfficientNet, MBConv, efficientnet, efficientnet_b0
+from .preact_resnet import PreActResNet, PreActBasicBlock, PreActBottleneck, preact_resnet_cifar
+from .densenet import DenseNet, DenseBlock, densenet, densenet121, densenet169
+from .highway import HighwayBlock
+from .inception_resnet import InceptionResNetA
