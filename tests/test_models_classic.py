@@ -42,7 +42,7 @@ def _count_meta(fn, *args, **kwargs):
     ("D", 138_357_544), ("E", 143_667_240),
 ])
 def test_vgg_table2_counts(config, expected):
-    assert _count_meta(vgg, config, init_weights=False) == expected, f"VGG {config}: Table 2 count"
+    assert _count_meta(vgg, config=config, init_weights=False) == expected, f"VGG {config}: Table 2 count"
 
 
 def test_other_counts():
@@ -180,15 +180,15 @@ def test_vgg_c_and_lrn_forward():
         with torch.no_grad():
             assert net.eval()(torch.randn(1, 3, 32, 32)).shape == (1, 3), f"VGG {cfg}: (1, 3) logits"
     with torch.device("meta"):
-        kernels = [m.kernel_size for m in vgg("C", init_weights=False).features if isinstance(m, nn.Conv2d)]
+        kernels = [m.kernel_size for m in vgg(config="C", init_weights=False).features if isinstance(m, nn.Conv2d)]
     assert kernels.count((1, 1)) == 3, "column C: a 1x1 convolution in each of blocks 3-5"
 
 
 def test_in_channels_and_bad_input():
     with torch.device("meta"):
-        assert vgg("A", in_channels=1, init_weights=False).features[0].in_channels == 1
+        assert vgg(config="A", in_channels=1, init_weights=False).features[0].in_channels == 1
     with pytest.raises(ValueError, match="Table 1"):
-        vgg("F")
+        vgg(config="F")
     with pytest.raises(ValueError, match="image_size"):
         lenet5(image_size=64)
     with pytest.raises(ValueError, match="built for"):

@@ -72,35 +72,35 @@ def test_bad_input_messages():
     with pytest.raises(TypeError, match="BasicBlock or Bottleneck"):
         R.ResNet(nn.Conv2d, [2, 2, 2, 2])
     with pytest.raises(ValueError, match="6n \\+ 2"):
-        resnet_cifar(21)
+        resnet_cifar(depth=21)
     with pytest.raises(ValueError, match="shortcut"):
-        resnet_cifar(20, shortcut="C")
+        resnet_cifar(depth=20, shortcut="C")
     with pytest.raises(ValueError, match="N, C, H, W"):
-        resnet_cifar(8)(torch.randn(1, 28, 28))
+        resnet_cifar(depth=8)(torch.randn(1, 28, 28))
 
 
 # paper Table 6 (CIFAR-10, 3 input channels): 0.27M, 0.46M, 0.66M, 0.85M, 1.7M
 @pytest.mark.parametrize("depth,paper_m,exact", [(20, 0.27, 269_722), (32, 0.46, 464_154), (44, 0.66, 658_586),
                                                   (56, 0.85, 853_018), (110, 1.7, 1_727_962)])
 def test_cifar_counts_match_table6(depth, paper_m, exact):
-    n = count_parameters(resnet_cifar(depth, in_channels=3))
+    n = count_parameters(resnet_cifar(depth=depth, in_channels=3))
     assert n == exact
     assert round(n / 1e6, 2 if depth < 110 else 1) == paper_m
     # plain = residual with option A: the shortcuts add nothing
-    assert count_parameters(plain_cifar(depth, in_channels=3)) == n
+    assert count_parameters(plain_cifar(depth=depth, in_channels=3)) == n
     # option B: two projections 16->32 and 32->64 with BN
-    assert count_parameters(resnet_cifar(depth, in_channels=3, shortcut="B")) == n + 16 * 32 + 64 + 32 * 64 + 128
+    assert count_parameters(resnet_cifar(depth=depth, in_channels=3, shortcut="B")) == n + 16 * 32 + 64 + 32 * 64 + 128
 
 
 def test_cifar_layer_count_is_depth():
     for depth in (8, 20, 56):
-        net = plain_cifar(depth)
+        net = plain_cifar(depth=depth)
         weighted = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
         assert len(weighted) == depth
 
 
 def test_cifar_stage_names_for_per_stage_learning_rates():
-    net = resnet_cifar(20, in_channels=1, num_classes=10, width=16)
+    net = resnet_cifar(depth=20, in_channels=1, num_classes=10, width=16)
     top = {name.split(".")[0] for name, _ in net.named_parameters()}
     assert top == {"conv1", "bn1", "layer1", "layer2", "layer3", "fc"}
     assert net.get_classifier() is net.fc and net.fc.in_features == 64

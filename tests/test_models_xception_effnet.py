@@ -72,7 +72,7 @@ def test_inverted_residual_shortcut():
 
 
 def test_compound_scaling_grows():
-    n0, n1 = count_parameters(efficientnet(0)), count_parameters(efficientnet(1))
+    n0, n1 = count_parameters(efficientnet(phi=0)), count_parameters(efficientnet(phi=1))
     assert n0 == 5_288_548 and n1 > n0
 
 

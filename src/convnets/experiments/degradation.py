@@ -72,7 +72,7 @@ def train_one(kind: str, depth: int, seed: int, cfg: dict[str, Any], split=None,
         split = TensorSplit(split.X_train, split.y_train, split.X_test[::k][:m], split.y_test[::k][:m], split.classes)
     seed_everything(seed)
     factory = plain_cifar if kind == "plain" else resnet_cifar
-    net = factory(depth, in_channels=1, num_classes=10, width=cfg["width"])
+    net = factory(depth=depth, in_channels=1, num_classes=10, width=cfg["width"])
     train_loader, test_loader = loaders(split, batch_size=cfg["batch_size"], seed=seed)
     opt = torch.optim.SGD(net.parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
                           weight_decay=cfg["weight_decay"])
