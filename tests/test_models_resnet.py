@@ -110,7 +110,7 @@ def test_cifar_stage_names_for_per_stage_learning_rates():
 @pytest.mark.parametrize("size", [28, 32, 56])
 def test_cifar_shapes_and_gradients(factory, size):
     torch.manual_seed(0)
-    net = factory(8, in_channels=1, num_classes=10, width=4)
+    net = factory(depth=8, in_channels=1, num_classes=10, width=4)
     x = torch.randn(3, 1, size, size, requires_grad=True)
     f = net.forward_features(x)
     assert f.shape == (3, 16, -(-size // 4), -(-size // 4))
@@ -153,18 +153,31 @@ def test_degradation_experiment_quick():
 
 
 def test_warmup_schedule():
-    from convnets.experiments.degradation import CONFIG
+    """The experiment's own schedule (degradation.lr_factor, what train_one hands to LambdaLR):
+    warm-up at a tenth of the rate, then the full rate, then two divisions by 10."""
+    from convnets.experiments.degradation import CONFIG, lr_factor
+    from convnets.experiments.degradation_nowarmup import CONFIG as NOWARM
 
     warm, epochs = CONFIG["warmup_epochs"], CONFIG["epochs"]
+    assert warm >= 1, "the main experiment warms up"
     net = nn.Linear(2, 2)
     opt = torch.optim.SGD(net.parameters(), lr=CONFIG["lr"])
-    milestones = [max(1, round(f * epochs)) for f in CONFIG["milestones"]]
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda e: 0.1 if e < warm else 0.1 ** sum(e >= m for m in milestones))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: lr_factor(e, CONFIG))
     lrs = []
     for _ in range(epochs):
         lrs.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()
-    assert lrs[0] == pytest.approx(CONFIG["lr"] / 10) and lrs[warm] == pytest.approx(CONFIG["lr"])
-    assert lrs[-1] == pytest.approx(CONFIG["lr"] / 100)
+    m1, m2 = (round(f * epochs) for f in CONFIG["milestones"])  # epochs where the rate drops 10x
+    expected = [0.1] * warm + [1.0] * (m1 - warm) + [0.1] * (m2 - m1) + [0.01] * (epochs - m2)
+    assert lrs == pytest.approx([CONFIG["lr"] * f for f in expected]), f"schedule per epoch: {lrs}"
+    assert lrs[:warm] == pytest.approx([CONFIG["lr"] / 10] * warm), "warm-up at lr / 10"
+    assert lrs[warm] == pytest.approx(CONFIG["lr"]), "full rate after the warm-up"
+    assert lrs[-1] == pytest.approx(CONFIG["lr"] / 100), "two divisions by 10 by the end"
+    assert all(a >= b * (1 - 1e-9) for a, b in zip(lrs[warm:], lrs[warm + 1:])), "no increase after the warm-up"
+    assert lr_factor(0, NOWARM) == 1.0, "the no-warm-up variant starts at the full rate"
+    import inspect
+
+    from convnets.experiments import degradation
+
+    assert "lr_factor(" in inspect.getsource(degradation.train_one), "train_one schedules with lr_factor"
