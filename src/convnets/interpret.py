@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .plots import image_grid, normalize01, plot_grid
+from .plots import normalize01 as _normalize01  # noqa: F401  (book/08 calls I._normalize01)
 # The receptive-field tracer lives in convnets.receptive; released notebooks import it from here.
 from .receptive import ReceptiveField, StopForward, layer_name, receptive_field
 from .utils import eval_mode, iter_batches, model_device, split_outputs
