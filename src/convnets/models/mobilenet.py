@@ -14,8 +14,6 @@ Module names follow torchvision's ``models/mobilenetv2.py``, so its ``state_dict
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 from torch import nn
 
