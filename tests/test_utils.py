@@ -203,3 +203,18 @@ def test_results_dir_outside_a_checkout_names_the_setting(tmp_path, monkeypatch)
     assert experiments.results_dir() == package / "results", "the package's shipped results/"
     monkeypatch.setenv("CONVNETS_RESULTS", str(tmp_path / "mine"))
     assert experiments.results_dir() == tmp_path / "mine", "the setting comes first"
+
+
+def test_experiments_command_line(capsys, tmp_path, monkeypatch):
+    from convnets import experiments
+    from convnets.experiments.__main__ import main
+
+    assert main(["--list"]) == 0
+    assert capsys.readouterr().out.split() == experiments.available()
+    with pytest.raises(SystemExit):
+        main(["no_such_experiment"])
+    package = tmp_path / "site-packages" / "convnets"
+    monkeypatch.setattr(experiments, "__file__", str(package / "experiments" / "__init__.py"))
+    monkeypatch.delenv("CONVNETS_RESULTS", raising=False)
+    assert main([experiments.available()[0]]) == 2, "no results folder: a clear error before any run"
+    assert "CONVNETS_RESULTS" in capsys.readouterr().err
