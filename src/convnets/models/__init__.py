@@ -1,6 +1,6 @@
 """Model families, one file each; every model offers forward_features / forward_head /
 reset_classifier (see :mod:`convnets.models._base`)."""
-from ._base import ConvNet, check_images, create_model, list_models, model_input_size, register_model
+from ._base import ConvNet, create_model, list_models, register_model
 from .simple import SimpleCNN, simple_cnn
 
 # Each family adds its import line below (one line per family file).
@@ -14,3 +14,4 @@ from .xception import Xception, SeparableConv2d, xception
 from .se import SqueezeExcitation, SEBottleneck, se_resnet50
 from .mobilenet import MobileNetV2, InvertedResidual, mobilenet_v2
 from .efficientnet import EfficientNet, MBConv, efficientnet, efficientnet_b0
+from ._base import check_images, model_input_size  # the input check and the registered input sizes
