@@ -46,7 +46,7 @@ def main() -> None:
     y = torch.randint(0, 10, (128,), device=dev)
     for depth in (8, 20, 56):
         for factory in (plain_cifar, resnet_cifar):
-            net = factory(depth).to(dev)
+            net = factory(depth=depth).to(dev)
             opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
 
             def step():

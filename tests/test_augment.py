@@ -124,7 +124,7 @@ def test_bad_input_raises_clear_errors():
         A.tta_predict(torch.nn.Identity(), torch.rand(2, 1, 4, 4), A.digits_batch_augment())
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.gpu
 def test_batch_ops_same_numbers_on_cuda():
     X = batch(c=1, h=28, w=28)
     for f in (lambda Z, g: A.random_crop(Z, 2, g), lambda Z, g: A.random_hflip(Z, 0.5, g),
@@ -135,6 +135,7 @@ def test_batch_ops_same_numbers_on_cuda():
         torch.testing.assert_close(gpu.cpu(), cpu)
 
 
+@pytest.mark.slow
 def test_experiment_quick_runs():
     from convnets.experiments import augmentation
 

@@ -8,6 +8,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # runs the build script on a copy of the project
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -6,7 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
+
+pytestmark = pytest.mark.slow  # starts torchrun with two processes
 
 HERE = Path(__file__).resolve().parent
 

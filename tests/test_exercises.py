@@ -93,6 +93,7 @@ def graded(request, tmp_path_factory):
     return assignment, course, scores
 
 
+@pytest.mark.slow
 def test_release_matches_committed(graded):
     assignment, course, _ = graded
     fresh = course / "exercises" / assignment
@@ -110,6 +111,7 @@ def test_release_matches_committed(graded):
             assert (fresh / rel).read_bytes() == (committed / rel).read_bytes(), f"exercises/{assignment}/{rel} is stale"
 
 
+@pytest.mark.slow
 def test_solution_gets_full_marks(graded):
     assignment, _, scores = graded
     s = scores["perfect"]
@@ -118,6 +120,7 @@ def test_solution_gets_full_marks(graded):
     assert s["score"] == s["max_score"] and not lost, f"{assignment}: the solution lost points in {lost}"
 
 
+@pytest.mark.slow
 def test_release_scores_zero(graded):
     assignment, _, scores = graded
     s = scores["untouched"]

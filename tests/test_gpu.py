@@ -9,28 +9,30 @@ from convnets import data, models, train
 pytestmark = pytest.mark.gpu
 
 
-def sample_input(net: nn.Module, batch: int = 2) -> torch.Tensor:
-    """An input the model accepts: 3x224x224 for ImageNet-style models (3 input channels),
-    1x28x28 (or 1x32x32, LeNet's size) for the small ones."""
-    first = next(m for m in net.modules() if isinstance(m, nn.Conv2d))
-    sizes = (224,) if first.in_channels == 3 else (28, 32)
-    for s in sizes:
-        x = torch.randn(batch, first.in_channels, s, s)
-        try:
-            with torch.no_grad():
-                net.eval()(x)
-            return x
-        except RuntimeError:
-            continue
-    raise AssertionError(f"no input size in {sizes} works for {type(net).__name__}")
+def sample_input(name: str, batch: int = 2) -> torch.Tensor:
+    """An input of the size the model registered (convnets.models.model_input_size)."""
+    return torch.randn(batch, *models.model_input_size(name))
+
+
+@pytest.fixture
+def no_tf32():
+    """Full fp32 matmuls and convolutions for a comparison with the CPU; the settings are
+    restored afterwards, so later tests run as configured."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 @pytest.mark.parametrize("name", models.list_models())
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
-def test_model_on_cuda_amp_channels_last(name, amp):
+def test_model_on_cuda_amp_channels_last(name, amp, no_tf32):
     torch.manual_seed(0)
     net = models.create_model(name)
-    x = sample_input(net)
+    x = sample_input(name)
     net = net.cuda().to(memory_format=torch.channels_last).train()
     xc = x.cuda().contiguous(memory_format=torch.channels_last)
     dtype = torch.bfloat16 if amp == "bf16" else torch.float16
@@ -44,8 +46,6 @@ def test_model_on_cuda_amp_channels_last(name, amp):
     # eval output on the GPU (fp32) agrees with the CPU
     net_cpu = models.create_model(name)
     net_cpu.load_state_dict({k: v.float().cpu() for k, v in net.state_dict().items()})
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
     with torch.no_grad():
         ref = net_cpu.eval()(x)
         got = net.eval()(xc).float().cpu()

@@ -223,6 +223,7 @@ def test_static_explorer_builds():
     assert len(stack.children) == 2 and all(len(im.value) > 1000 for im in stack.children)
 
 
+@pytest.mark.slow
 def test_experiment_quick():
     from convnets.experiments import initialization
 

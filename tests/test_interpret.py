@@ -255,7 +255,7 @@ def test_filters_and_grids():
         I.first_conv(nn.Linear(2, 2))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.gpu
 def test_on_cuda():
     net = _Linear2d().cuda()
     r = I.class_model(net, 1, (1, 12, 12), steps=5, lr=0.5)

@@ -1,33 +1,12 @@
-"""LeNet, AlexNet, VGG, GoogLeNet: parameter counts against REFERENCE.md, torchvision weight
-compatibility, and the hooks every model offers (parametrised over every model of the families)."""
+"""LeNet, AlexNet, VGG, GoogLeNet: parameter counts against REFERENCE.md and torchvision weight
+compatibility (the contract every model keeps is tests/test_models_contract.py)."""
 import pytest
 import torch
 import torchvision
 from torch import nn
 
-from convnets.models import (GoogLeNet, Inception, VGG_CONFIGS, alexnet, create_model, googlenet, lenet5,
-                             list_models, vgg)
+from convnets.models import GoogLeNet, Inception, VGG_CONFIGS, alexnet, create_model, googlenet, lenet5, vgg
 from convnets.utils import count_parameters
-
-FAMILIES = ("lenet", "alexnet", "vgg", "googlenet")
-# The full-size VGGs carry 120M+ parameters in their classifier: a forward/backward of each costs
-# several CPU seconds, so they run with the slow tests (``pytest -m slow``); the rest stay fast.
-_HEAVY = ("vgg", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn")
-MODELS = [pytest.param(m, marks=pytest.mark.slow) if m in _HEAVY else m
-          for m in list_models() if m.startswith(FAMILIES)]
-
-# (input shape, kwargs) per model: the smallest input each architecture allows keeps the tests cheap
-def _input(name):
-    if name == "lenet5":
-        return (2, 1, 32, 32), {}
-    if name.endswith("_mini"):
-        return (2, 1, 28, 28), {}
-    if name.startswith("alexnet"):
-        return (2, 3, 64, 64), {"num_classes": 7}
-    if name.startswith("googlenet"):
-        return (2, 3, 64, 64), {"num_classes": 7}
-    return (2, 3, 32, 32), {"num_classes": 7}
-
 
 def _count_meta(fn, *args, **kwargs):
     with torch.device("meta"):
@@ -42,7 +21,7 @@ def _count_meta(fn, *args, **kwargs):
     ("D", 138_357_544), ("E", 143_667_240),
 ])
 def test_vgg_table2_counts(config, expected):
-    assert _count_meta(vgg, config, init_weights=False) == expected, f"VGG {config}: Table 2 count"
+    assert _count_meta(vgg, config=config, init_weights=False) == expected, f"VGG {config}: Table 2 count"
 
 
 def test_other_counts():
@@ -120,40 +99,7 @@ def test_lrn_keeps_state_dict_keys():
 
 
 # ---------------------------------------------------------------------------------------------
-# every model: shape, no NaN, gradients to every parameter, train and eval modes, hooks
-
-@pytest.mark.parametrize("name", MODELS)
-def test_every_model(name):
-    shape, kwargs = _input(name)
-    torch.manual_seed(0)
-    net = create_model(name, **kwargs)
-    assert isinstance(net, nn.Module)
-    k = kwargs.get("num_classes", 10)
-    x = torch.randn(*shape)
-    net.train()
-    out = net(x)
-    outs = out if isinstance(out, tuple) else (out,)
-    for o in outs:
-        assert o.shape == (shape[0], k), f"{name}: train-mode output {tuple(o.shape)}, expected {(shape[0], k)}"
-        assert torch.isfinite(o).all(), f"{name}: non-finite output in train mode"
-    sum(o.sum() for o in outs).backward()
-    missing = [n for n, p in net.named_parameters() if p.grad is None]
-    assert not missing, f"{name}: no gradient for {missing[:5]}"
-    net.eval()
-    with torch.no_grad():
-        y = net(x)
-        assert isinstance(y, torch.Tensor) and y.shape == (shape[0], k), f"{name}: eval output (N, {k})"
-        assert torch.isfinite(y).all(), f"{name}: non-finite output in eval mode"
-        f = net.forward_features(x)
-        assert f.ndim == 4, f"{name}: forward_features returns a feature map (N, C, H, W)"
-        torch.testing.assert_close(net.forward_head(f), y, msg=f"{name}: head(features) != forward")
-        pre = net.forward_head(f, pre_logits=True)
-        assert pre.shape == (shape[0], net.num_features), f"{name}: pre-logits width num_features"
-        net.reset_classifier(3)
-        assert net(x).shape == (shape[0], 3), f"{name}: reset_classifier(3) gives 3 outputs"
-        net.reset_classifier(0)
-        torch.testing.assert_close(net(x), pre, msg=f"{name}: reset_classifier(0) gives the pre-logits")
-
+# every model's shape, gradients and hooks: tests/test_models_contract.py
 
 def test_googlenet_aux_outputs_and_reset():
     net = googlenet(num_classes=5)
@@ -180,15 +126,15 @@ def test_vgg_c_and_lrn_forward():
         with torch.no_grad():
             assert net.eval()(torch.randn(1, 3, 32, 32)).shape == (1, 3), f"VGG {cfg}: (1, 3) logits"
     with torch.device("meta"):
-        kernels = [m.kernel_size for m in vgg("C", init_weights=False).features if isinstance(m, nn.Conv2d)]
+        kernels = [m.kernel_size for m in vgg(config="C", init_weights=False).features if isinstance(m, nn.Conv2d)]
     assert kernels.count((1, 1)) == 3, "column C: a 1x1 convolution in each of blocks 3-5"
 
 
 def test_in_channels_and_bad_input():
     with torch.device("meta"):
-        assert vgg("A", in_channels=1, init_weights=False).features[0].in_channels == 1
+        assert vgg(config="A", in_channels=1, init_weights=False).features[0].in_channels == 1
     with pytest.raises(ValueError, match="Table 1"):
-        vgg("F")
+        vgg(config="F")
     with pytest.raises(ValueError, match="image_size"):
         lenet5(image_size=64)
     with pytest.raises(ValueError, match="built for"):

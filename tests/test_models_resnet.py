@@ -72,35 +72,35 @@ def test_bad_input_messages():
     with pytest.raises(TypeError, match="BasicBlock or Bottleneck"):
         R.ResNet(nn.Conv2d, [2, 2, 2, 2])
     with pytest.raises(ValueError, match="6n \\+ 2"):
-        resnet_cifar(21)
+        resnet_cifar(depth=21)
     with pytest.raises(ValueError, match="shortcut"):
-        resnet_cifar(20, shortcut="C")
+        resnet_cifar(depth=20, shortcut="C")
     with pytest.raises(ValueError, match="N, C, H, W"):
-        resnet_cifar(8)(torch.randn(1, 28, 28))
+        resnet_cifar(depth=8)(torch.randn(1, 28, 28))
 
 
 # paper Table 6 (CIFAR-10, 3 input channels): 0.27M, 0.46M, 0.66M, 0.85M, 1.7M
 @pytest.mark.parametrize("depth,paper_m,exact", [(20, 0.27, 269_722), (32, 0.46, 464_154), (44, 0.66, 658_586),
                                                   (56, 0.85, 853_018), (110, 1.7, 1_727_962)])
 def test_cifar_counts_match_table6(depth, paper_m, exact):
-    n = count_parameters(resnet_cifar(depth, in_channels=3))
+    n = count_parameters(resnet_cifar(depth=depth, in_channels=3))
     assert n == exact
     assert round(n / 1e6, 2 if depth < 110 else 1) == paper_m
     # plain = residual with option A: the shortcuts add nothing
-    assert count_parameters(plain_cifar(depth, in_channels=3)) == n
+    assert count_parameters(plain_cifar(depth=depth, in_channels=3)) == n
     # option B: two projections 16->32 and 32->64 with BN
-    assert count_parameters(resnet_cifar(depth, in_channels=3, shortcut="B")) == n + 16 * 32 + 64 + 32 * 64 + 128
+    assert count_parameters(resnet_cifar(depth=depth, in_channels=3, shortcut="B")) == n + 16 * 32 + 64 + 32 * 64 + 128
 
 
 def test_cifar_layer_count_is_depth():
     for depth in (8, 20, 56):
-        net = plain_cifar(depth)
+        net = plain_cifar(depth=depth)
         weighted = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
         assert len(weighted) == depth
 
 
 def test_cifar_stage_names_for_per_stage_learning_rates():
-    net = resnet_cifar(20, in_channels=1, num_classes=10, width=16)
+    net = resnet_cifar(depth=20, in_channels=1, num_classes=10, width=16)
     top = {name.split(".")[0] for name, _ in net.named_parameters()}
     assert top == {"conv1", "bn1", "layer1", "layer2", "layer3", "fc"}
     assert net.get_classifier() is net.fc and net.fc.in_features == 64
@@ -110,7 +110,7 @@ def test_cifar_stage_names_for_per_stage_learning_rates():
 @pytest.mark.parametrize("size", [28, 32, 56])
 def test_cifar_shapes_and_gradients(factory, size):
     torch.manual_seed(0)
-    net = factory(8, in_channels=1, num_classes=10, width=4)
+    net = factory(depth=8, in_channels=1, num_classes=10, width=4)
     x = torch.randn(3, 1, size, size, requires_grad=True)
     f = net.forward_features(x)
     assert f.shape == (3, 16, -(-size // 4), -(-size // 4))
@@ -153,18 +153,31 @@ def test_degradation_experiment_quick():
 
 
 def test_warmup_schedule():
-    from convnets.experiments.degradation import CONFIG
+    """The experiment's own schedule (degradation.lr_factor, what train_one hands to LambdaLR):
+    warm-up at a tenth of the rate, then the full rate, then two divisions by 10."""
+    from convnets.experiments.degradation import CONFIG, lr_factor
+    from convnets.experiments.degradation_nowarmup import CONFIG as NOWARM
 
     warm, epochs = CONFIG["warmup_epochs"], CONFIG["epochs"]
+    assert warm >= 1, "the main experiment warms up"
     net = nn.Linear(2, 2)
     opt = torch.optim.SGD(net.parameters(), lr=CONFIG["lr"])
-    milestones = [max(1, round(f * epochs)) for f in CONFIG["milestones"]]
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda e: 0.1 if e < warm else 0.1 ** sum(e >= m for m in milestones))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: lr_factor(e, CONFIG))
     lrs = []
     for _ in range(epochs):
         lrs.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()
-    assert lrs[0] == pytest.approx(CONFIG["lr"] / 10) and lrs[warm] == pytest.approx(CONFIG["lr"])
-    assert lrs[-1] == pytest.approx(CONFIG["lr"] / 100)
+    m1, m2 = (round(f * epochs) for f in CONFIG["milestones"])  # epochs where the rate drops 10x
+    expected = [0.1] * warm + [1.0] * (m1 - warm) + [0.1] * (m2 - m1) + [0.01] * (epochs - m2)
+    assert lrs == pytest.approx([CONFIG["lr"] * f for f in expected]), f"schedule per epoch: {lrs}"
+    assert lrs[:warm] == pytest.approx([CONFIG["lr"] / 10] * warm), "warm-up at lr / 10"
+    assert lrs[warm] == pytest.approx(CONFIG["lr"]), "full rate after the warm-up"
+    assert lrs[-1] == pytest.approx(CONFIG["lr"] / 100), "two divisions by 10 by the end"
+    assert all(a >= b * (1 - 1e-9) for a, b in zip(lrs[warm:], lrs[warm + 1:])), "no increase after the warm-up"
+    assert lr_factor(0, NOWARM) == 1.0, "the no-warm-up variant starts at the full rate"
+    import inspect
+
+    from convnets.experiments import degradation
+
+    assert "lr_factor(" in inspect.getsource(degradation.train_one), "train_one schedules with lr_factor"

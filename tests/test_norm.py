@@ -269,7 +269,6 @@ def test_norm_layer_factory():
         assert layer(x).shape == x.shape, (kind, impl)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.gpu
 def test_cuda_matches_torch():
     ours, ref = _bn_pair(norm.BatchNorm2d, nn.BatchNorm2d, 8, torch.float32)
@@ -317,6 +316,7 @@ def test_plain_deep_cnn_shapes_and_norms():
         assert len(convs) == 9 and all((c.bias is None) == (kind != "none") for c in convs)
 
 
+@pytest.mark.slow
 def test_experiment_quick_run():
     import json
 

@@ -1,12 +1,13 @@
-"""convnets.receptive against two independent references: the input pixels whose gradient
-reaches one output unit, and convnets.interpret.receptive_field (which traces the graph)."""
+"""convnets.receptive's layer-by-layer table against two independent references: the input
+pixels whose gradient reaches one output unit, and the traced receptive_field (which follows
+the graph); the traced one is the one convnets.interpret re-exports."""
 import pytest
 import torch
 from torch import nn
 
 from convnets.models import alexnet, lenet5
 from convnets.models.vgg import VGG_CONFIGS, make_layers
-from convnets.receptive import as_records, layer_windows, receptive_field, receptive_field_table
+from convnets.receptive import as_records, layer_windows, receptive_field_size, receptive_field_table
 
 
 def gradient_extent(net: nn.Module, size: int) -> tuple[int, int]:
@@ -38,20 +39,20 @@ def test_against_gradient(specs):
             layers.append(nn.Conv2d(1, 1, k, s, p, dilation=d[0] if d else 1))
     net = nn.Sequential(*layers)
     first, last = gradient_extent(net, 64)
-    assert receptive_field(net) == last - first + 1, f"{specs}: window size differs from the gradient's extent"
-    assert receptive_field(specs) == receptive_field(net), "tuples and modules must agree"
+    assert receptive_field_size(net) == last - first + 1, f"{specs}: window size differs from the gradient's extent"
+    assert receptive_field_size(specs) == receptive_field_size(net), "tuples and modules must agree"
 
 
 def test_textbook_values():
     assert [r.size for r in receptive_field_table([(3, 1, 1)] * 3)] == [3, 5, 7], "n stacked 3x3: 2n + 1"
     t = receptive_field_table([(3, 1, 1), (2, 2), (3, 1, 1)])
     assert (t[-1].size, t[-1].jump, t[-1].start) == (8, 2, -3), "conv p1, pool 2, conv p1: start -1 - 1 * 2"
-    assert receptive_field([]) == 1
+    assert receptive_field_size([]) == 1
 
 
 @pytest.mark.parametrize("name", ["A", "C", "E", "alexnet", "lenet5"])
 def test_against_interpret(name):
-    from convnets.interpret import receptive_field as traced
+    from convnets.receptive import receptive_field as traced
 
     if name == "alexnet":
         features, size = alexnet().features, (1, 3, 224, 224)
@@ -68,7 +69,7 @@ def test_against_interpret(name):
 
 def test_vgg_d_is_212():
     # the last max-pool of VGG-16 sees 212 pixels: 13 3x3 convolutions and 5 2x2 pools
-    assert receptive_field(make_layers(VGG_CONFIGS["D"])) == 212
+    assert receptive_field_size(make_layers(VGG_CONFIGS["D"])) == 212
 
 
 def test_stops_at_global_layer_and_records():
@@ -79,6 +80,16 @@ def test_stops_at_global_layer_and_records():
 
 def test_bad_input():
     with pytest.raises(TypeError, match="kernel, stride"):
-        receptive_field([(3,)])
+        receptive_field_size([(3,)])
     with pytest.raises(ValueError, match="square"):
-        receptive_field(nn.Conv2d(1, 1, (3, 5)))
+        receptive_field_size(nn.Conv2d(1, 1, (3, 5)))
+
+
+def test_interpret_reexports_the_tracer():
+    import convnets.interpret as I
+    import convnets.receptive as R
+
+    assert I.receptive_field is R.receptive_field and I.ReceptiveField is R.ReceptiveField
+    net = nn.Sequential(nn.Conv2d(1, 1, 3, padding=1), nn.MaxPool2d(2), nn.Conv2d(1, 1, 3))
+    assert R.receptive_field(net).size == (8, 8)
+    assert receptive_field_size(net) == 8, "the chain's int and the traced window agree"

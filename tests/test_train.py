@@ -147,3 +147,52 @@ def test_utils_counts_summary_and_device():
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="no CUDA"):
             utils.get_device("cuda")
+
+
+def test_train_one_epoch_is_the_plain_loop():
+    """One epoch of train_one_epoch equals the textbook loop written out here (same seed, same
+    batches): the same weights after, and the loss it reports is the mean of the batch losses."""
+    g = torch.Generator().manual_seed(0)
+    X, y = torch.randn(40, 1, 4, 4, generator=g), torch.randint(0, 3, (40,), generator=g)
+    batches = [(X[i:i + 8], y[i:i + 8]) for i in range(0, 40, 8)]
+
+    def make():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+
+    net = make()
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    got = train.train_one_epoch(net, batches, opt)
+    ref = make()
+    ref_opt = torch.optim.SGD(ref.parameters(), lr=0.1)
+    losses, correct = [], 0
+    for xb, yb in batches:
+        out = ref(xb)
+        loss = nn.functional.cross_entropy(out, yb)
+        correct += int((out.argmax(1) == yb).sum())
+        ref_opt.zero_grad()
+        loss.backward()
+        ref_opt.step()
+        losses.append(loss.item())
+    for a, b in zip(net.parameters(), ref.parameters()):
+        torch.testing.assert_close(a, b)
+    assert got["n"] == 40
+    assert got["loss"] == pytest.approx(sum(losses) / len(losses), rel=1e-6)
+    assert got["acc"] == pytest.approx(correct / 40)
+    ev = train.evaluate(net, batches)
+    with torch.no_grad():
+        logits = net(X)
+    assert ev["loss"] == pytest.approx(nn.functional.cross_entropy(logits, y).item(), rel=1e-6)
+    assert ev["acc"] == pytest.approx((logits.argmax(1) == y).float().mean().item())
+
+
+def test_running_metrics_soft_targets_and_empty():
+    m = train.RunningMetrics(torch.device("cpu"))
+    with pytest.raises(ValueError, match="no batches"):
+        m.result()
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    soft = torch.tensor([[0.9, 0.1], [0.8, 0.2], [0.6, 0.4]])  # argmax 0, 0, 0
+    m.update(torch.tensor(0.5), logits, soft)
+    m.update(torch.tensor(1.5), logits[:1], torch.tensor([1]))
+    r = m.result()
+    assert r == {"loss": pytest.approx((0.5 * 3 + 1.5) / 4), "acc": pytest.approx(2 / 4), "n": 4}

@@ -250,6 +250,7 @@ def test_source_script_reproduces_checkpoint(tmp_path):
     assert fresh.source_meta["test_acc"] == pytest.approx(stored, abs=0.01)
 
 
+@pytest.mark.slow
 def test_transfer_curves_quick():
     from convnets.experiments import transfer_curves
 

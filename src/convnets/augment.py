@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .utils import eval_mode, iter_batches, model_device, split_outputs
+
 __all__ = [
     "digits_pipeline",
     "photos_pipeline",
@@ -450,50 +452,46 @@ def flip_views() -> list[Callable[[torch.Tensor], torch.Tensor]]:
     return [identity_view, _hflip_view]
 
 
-def _crop_view(top: int | None, left: int | None, size: int, padding: int, name: str):
+_CROP_NAMES = ("top_left", "top_right", "bottom_left", "bottom_right", "center")
+
+
+def _crop_view(index: int, size: int, padding: int, ten: bool):
+    """View ``index`` of torchvision's ``five_crop`` (or ``ten_crop`` when ``ten``) of side
+    ``size``, after zero-padding by ``padding``."""
+    from torchvision.transforms.v2 import functional as TF
+
     def view(X: torch.Tensor) -> torch.Tensor:
         if padding:
             X = F.pad(X, (padding,) * 4)
         H, W = X.shape[-2:]
         if size > min(H, W):
             raise ValueError(f"crop size {size} exceeds the (padded) image {H}x{W}")
-        t = (H - size) // 2 if top is None else (0 if top == 0 else H - size)
-        l_ = (W - size) // 2 if left is None else (0 if left == 0 else W - size)
-        return X[..., t:t + size, l_:l_ + size]
+        crops = TF.ten_crop(X, [size, size]) if ten else TF.five_crop(X, [size, size])
+        return crops[index]
 
-    view.__name__ = name
+    view.__name__ = _CROP_NAMES[index % 5] + ("_flipped" if index >= 5 else "")
     return view
 
 
 def five_crop_views(size: int, padding: int = 0) -> list[Callable[[torch.Tensor], torch.Tensor]]:
-    """Five views: the four corner crops and the centre crop of side ``size`` (AlexNet's TTA).
+    """Five views: the four corner crops and the centre crop of side ``size`` (AlexNet's TTA),
+    from :func:`torchvision.transforms.v2.functional.five_crop`.
 
-    Order as torchvision's ``five_crop``: top-left, top-right, bottom-left, bottom-right, centre.
+    Order as torchvision's: top-left, top-right, bottom-left, bottom-right, centre.
     ``padding`` zero-pads first, so ``five_crop_views(28, padding=2)`` on 28x28 digits gives the
     image and four copies shifted by 2 pixels diagonally.
     """
     if size < 1 or padding < 0:
         raise ValueError(f"need size >= 1 and padding >= 0; got size={size}, padding={padding}")
-    return [
-        _crop_view(0, 0, size, padding, "top_left"),
-        _crop_view(0, 1, size, padding, "top_right"),
-        _crop_view(1, 0, size, padding, "bottom_left"),
-        _crop_view(1, 1, size, padding, "bottom_right"),
-        _crop_view(None, None, size, padding, "center"),
-    ]
+    return [_crop_view(i, size, padding, ten=False) for i in range(5)]
 
 
 def ten_crop_views(size: int, padding: int = 0) -> list[Callable[[torch.Tensor], torch.Tensor]]:
-    """Ten views: :func:`five_crop_views` and their mirror images (AlexNet's 10 patches), in
-    torchvision's ``ten_crop`` order: the last five are the five crops of the mirrored image."""
-    five = five_crop_views(size, padding)
-
-    def flipped(v):
-        f = lambda X: v(X.flip(-1))  # noqa: E731
-        f.__name__ = f"{v.__name__}_flipped"
-        return f
-
-    return five + [flipped(v) for v in five]
+    """Ten views: :func:`five_crop_views` and their mirror images (AlexNet's 10 patches), from
+    torchvision's ``ten_crop``: the last five are the five crops of the mirrored image."""
+    if size < 1 or padding < 0:
+        raise ValueError(f"need size >= 1 and padding >= 0; got size={size}, padding={padding}")
+    return [_crop_view(i, size, padding, ten=True) for i in range(10)]
 
 
 @torch.no_grad()
@@ -519,9 +517,6 @@ def tta_predict(
     The cost is one forward pass per view: ``n`` views take about ``n`` times as long. The model
     runs in eval mode (its mode is restored); the result is on the CPU.
     """
-    from .train import _model_device, _split_outputs
-    from .utils import get_device
-
     if not isinstance(x, torch.Tensor) or x.ndim != 4:
         raise ValueError(f"x must be a batch of images (N, C, H, W); got {getattr(x, 'shape', type(x))}")
     if transforms is None:
@@ -538,18 +533,14 @@ def tta_predict(
             raise ValueError("n is only for one random transform; with a list of views, n is its length")
         if not views or not all(callable(v) for v in views):
             raise TypeError("transforms must be a non-empty sequence of callables f(X) -> X")
-    dev = get_device(device) if device is not None else _model_device(model)
-    was_training = model.training
-    model.eval()
+    dev = model_device(model, device)
     outs = []
-    try:
-        for i in range(0, len(x), batch_size):
-            xb = x[i:i + batch_size].to(dev)
+    with eval_mode(model):
+        for xb, _ in iter_batches(x, batch_size):
+            xb = xb.to(dev)
             acc = None
             for v in views:
-                p = torch.softmax(_split_outputs(model(v(xb)))[0].float(), dim=1)
+                p = torch.softmax(split_outputs(model(v(xb)))[0].float(), dim=1)
                 acc = p if acc is None else acc + p
             outs.append((acc / len(views)).cpu())
-    finally:
-        model.train(was_training)
     return torch.cat(outs) if outs else torch.empty(0)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import torch
@@ -35,7 +35,6 @@ __all__ = [
     "make_loader",
     "loaders",
     "stratified_split",
-    "batches",
 ]
 
 #: The seed behind every fixed split in this module. Changing it changes every number in the book.
@@ -316,9 +315,3 @@ def loaders(
         make_loader(split.X_train, split.y_train, batch_size, True, seed, transform, **kwargs),
         make_loader(split.X_test, split.y_test, 1000, False, seed, None, **kwargs),
     )
-
-
-def batches(X: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
-    """Consecutive slices of ``X`` of at most ``batch_size`` rows (for inference)."""
-    for i in range(0, len(X), batch_size):
-        yield X[i : i + batch_size]

@@ -22,13 +22,15 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from .utils import eval_mode, model_device
+
 __all__ = ["count_flops", "count_macs", "macs_by_module"]
 
 
 def _example_input(model: nn.Module, input_size: Sequence[int] | torch.Tensor) -> torch.Tensor:
     """A zero tensor ``(N, C, H, W)`` on the model's device and dtype (``(C, H, W)`` gets N = 1)."""
     p = next(iter(model.parameters()), None)
-    device = p.device if p is not None else torch.device("cpu")
+    device = model_device(model)
     dtype = p.dtype if p is not None and p.is_floating_point() else torch.float32
     if isinstance(input_size, torch.Tensor):
         return input_size.to(device)
@@ -45,13 +47,9 @@ def _example_input(model: nn.Module, input_size: Sequence[int] | torch.Tensor) -
 
 def _run(model: nn.Module, input_size: Sequence[int] | torch.Tensor, depth: int) -> FlopCounterMode:
     x = _example_input(model, input_size)
-    was_training = model.training
-    model.eval()  # eval: GoogLeNet-style auxiliary heads are off, as at test time
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False, depth=depth) as counter:
-            model(x)
-    finally:
-        model.train(was_training)
+    # eval: GoogLeNet-style auxiliary heads are off, as at test time
+    with eval_mode(model), torch.no_grad(), FlopCounterMode(display=False, depth=depth) as counter:
+        model(x)
     return counter
 
 

@@ -5,6 +5,11 @@ Explained in the chapter "Data and the training loop" (``book/01-data-and-traini
     >>> history = fit(net, train_loader, test_loader, epochs=5, lr=1e-3)   # doctest: +SKIP
     >>> history.plot()                                                      # doctest: +SKIP
 
+Two readable pieces and a driver: :func:`train_one_epoch` (one pass over the training data:
+forward, loss, backward, step) and :func:`evaluate` (the same forward pass in eval mode, without
+gradients) both count with :class:`RunningMetrics`; :func:`fit` resolves the options once
+(device, mixed precision, distributed, compile) and calls them once per epoch.
+
 The loop keeps the GPU busy: the loss and the number of correct predictions are summed on the
 device and read back once per epoch (and when the progress bar refreshes), never per step.
 """
@@ -13,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,11 +27,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .utils import get_device
+from .utils import atomic_write, eval_mode, get_device, iter_batches, model_device, split_outputs
 
 __all__ = [
     "seed_everything",
     "History",
+    "RunningMetrics",
+    "train_one_epoch",
     "fit",
     "evaluate",
     "predict",
@@ -101,7 +107,7 @@ class History:
         return cls(**known)
 
     def save(self, path: str | Path) -> None:
-        _atomic_write_text(Path(path), json.dumps(self.to_dict()))
+        atomic_write(path, json.dumps(self.to_dict()))
 
     @classmethod
     def load(cls, path: str | Path) -> "History":
@@ -115,24 +121,10 @@ class History:
             self.append(**row)
 
     def plot(self, axes=None, label: str | None = None, title: str | None = None):
-        """Loss and accuracy per epoch, train (solid) and validation (dashed). Returns the axes."""
-        import matplotlib.pyplot as plt
+        """Loss and accuracy per epoch (:func:`convnets.plots.plot_history`). Returns the axes."""
+        from .plots import plot_history
 
-        if axes is None:
-            _, axes = plt.subplots(1, 2, figsize=(9, 3.2), constrained_layout=True)
-        tag = f"{label} " if label else ""
-        for ax, key, name in ((axes[0], "loss", "loss"), (axes[1], "acc", "accuracy")):
-            (line,) = ax.plot(self.epoch, getattr(self, f"train_{key}"), label=f"{tag}train")
-            vals = getattr(self, f"val_{key}")
-            if not all(np.isnan(vals)):
-                ax.plot(self.epoch, vals, "--", color=line.get_color(), label=f"{tag}validation")
-            ax.set_xlabel("epoch")
-            ax.set_ylabel(name)
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
-        if title:
-            axes[0].figure.suptitle(title)
-        return axes
+        return plot_history(self, axes=axes, label=label, title=title)
 
     def __repr__(self) -> str:
         if not len(self):
@@ -151,18 +143,6 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "module", model) if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
-def _split_outputs(out: Any) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-    """Main logits and auxiliary logits (GoogLeNet-style models return several in training)."""
-    if isinstance(out, torch.Tensor):
-        return out, ()
-    if isinstance(out, (tuple, list)) and out and all(isinstance(o, torch.Tensor) for o in out):
-        return out[0], tuple(out[1:])
-    raise TypeError(
-        f"the model returned {type(out).__name__}; fit() expects a tensor of logits (N, classes), "
-        "or a tuple whose first element is the logits and the rest auxiliary logits"
-    )
-
-
 def _to_device(batch: Any, device: torch.device, channels_last: bool) -> tuple[torch.Tensor, torch.Tensor]:
     if not isinstance(batch, (tuple, list)) or len(batch) < 2:
         raise TypeError("each batch from the loader must be a pair (images, labels)")
@@ -174,7 +154,8 @@ def _to_device(batch: Any, device: torch.device, channels_last: bool) -> tuple[t
     return X, y.to(device, non_blocking=nb)
 
 
-def _amp_dtype(amp: bool | str, device: torch.device) -> torch.dtype | None:
+def _amp_dtype(amp: bool | str | None, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``amp`` on ``device`` (``None``: full precision)."""
     if amp is False or amp is None:
         return None
     if amp is True:
@@ -187,42 +168,127 @@ def _amp_dtype(amp: bool | str, device: torch.device) -> torch.dtype | None:
     return table[amp]
 
 
+def _is_distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+class RunningMetrics:
+    """Sums of the loss and of the correct predictions over an epoch, kept on the device.
+
+    ``update`` adds one batch (no read from the device); ``loss`` reads the running mean (the
+    progress bar calls it every few steps); ``result`` sums over processes under
+    ``torch.distributed`` and returns ``{"loss": mean loss, "acc": accuracy, "n": examples}``.
+    Labels ``y`` are class indices ``(N,)`` or soft targets ``(N, K)`` (their argmax counts).
+    """
+
+    def __init__(self, device: torch.device):
+        self.total_loss = torch.zeros((), device=device, dtype=torch.float64)
+        self.correct = torch.zeros((), device=device, dtype=torch.int64)
+        self.n = 0
+
+    def update(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        """Add a batch: its mean ``loss`` (a scalar), ``logits (N, K)`` and labels ``y``."""
+        self.total_loss += loss.detach().double() * len(y)
+        self.correct += (logits.detach().argmax(1) == (y.argmax(1) if y.ndim == 2 else y)).sum()
+        self.n += len(y)
+
+    def loss(self) -> float:
+        """The mean loss so far on this process (one read from the device)."""
+        return self.total_loss.item() / max(self.n, 1)
+
+    def result(self) -> dict[str, float]:
+        """``{"loss", "acc", "n"}`` over every process (a no-op sum without torch.distributed)."""
+        if self.n == 0:
+            raise ValueError("the loader gave no batches")
+        n, total, correct = self.n, self.total_loss, self.correct
+        if _is_distributed():
+            t = torch.stack([total.double(), correct.double(),
+                             torch.tensor(float(n), device=total.device, dtype=torch.float64)])
+            torch.distributed.all_reduce(t)
+            return {"loss": t[0].item() / t[2].item(), "acc": t[1].item() / t[2].item(), "n": int(t[2].item())}
+        return {"loss": total.item() / n, "acc": float(correct.item()) / n, "n": n}
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: Iterable,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable | None = None,
+    device: str | torch.device | None = None,
+    amp: bool | str | torch.dtype | None = False,
+    scaler: torch.amp.GradScaler | None = None,
+    channels_last: bool = False,
+    batch_transform: Callable | None = None,
+    aux_weight: float = 0.3,
+    grad_clip: float | None = None,
+    progress: Any | None = None,
+    log_every: int = 20,
+) -> dict[str, float]:
+    """One pass over ``loader`` in train mode: for each batch ``(X, y)``, forward, loss,
+    backward, optimizer step. Returns ``{"loss", "acc", "n"}`` of the epoch (the loss and
+    accuracy of each batch as the model stood before its step, averaged over examples).
+
+    ``model`` may return ``(logits, *aux_logits)``: the loss is then
+    ``loss(logits) + aux_weight * sum(loss(aux))``. ``amp`` is as in :func:`fit` or an autocast
+    dtype; ``scaler`` a :class:`torch.amp.GradScaler` (fp16 only). ``batch_transform(X, y)``
+    runs on the device before the forward pass (mixup, batch augmentation). ``grad_clip`` clips
+    the gradients' global norm. ``progress`` is a tqdm bar advanced by one per batch.
+    """
+    dev = model_device(model, device)
+    loss_fn = loss_fn or nn.CrossEntropyLoss()
+    amp_dtype = amp if isinstance(amp, torch.dtype) else _amp_dtype(amp, dev)
+    scaler = scaler or torch.amp.GradScaler(dev.type, enabled=False)
+    metrics = RunningMetrics(dev)
+    model.train()
+    for step, batch in enumerate(loader):
+        X, y = _to_device(batch, dev, channels_last)
+        if batch_transform is not None:
+            X, y = batch_transform(X, y)
+        with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            logits, aux = split_outputs(model(X))
+            loss = loss_fn(logits.float(), y)
+            for a in aux:
+                loss = loss + aux_weight * loss_fn(a.float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if grad_clip is not None:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        metrics.update(loss, logits, y)
+        if progress is not None:
+            progress.update(1)
+            if step % log_every == 0:
+                progress.set_postfix(loss=f"{metrics.loss():.4f}")
+    return metrics.result()
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
     loader: Iterable,
     loss_fn: Callable | None = None,
     device: str | torch.device | None = None,
-    amp: bool | str = False,
+    amp: bool | str | torch.dtype | None = False,
     channels_last: bool = False,
 ) -> dict[str, float]:
-    """Mean loss and accuracy of ``model`` over ``loader``, in eval mode (the mode is restored).
-
-    Returns ``{"loss": ..., "acc": ..., "n": number of examples}``.
-    """
-    dev = get_device(device) if device is not None else _model_device(model)
+    """Mean loss and accuracy of ``model`` over ``loader``, in eval mode (the mode is restored),
+    without gradients. Returns ``{"loss": ..., "acc": ..., "n": number of examples}``."""
+    dev = model_device(model, device)
     loss_fn = loss_fn or nn.CrossEntropyLoss()
-    amp_dtype = _amp_dtype(amp, dev)
-    was_training = model.training
-    model.eval()
-    total_loss = torch.zeros((), device=dev, dtype=torch.float64)
-    correct = torch.zeros((), device=dev, dtype=torch.int64)
-    n = 0
-    try:
+    amp_dtype = amp if isinstance(amp, torch.dtype) else _amp_dtype(amp, dev)
+    metrics = RunningMetrics(dev)
+    with eval_mode(model):
         for batch in loader:
             X, y = _to_device(batch, dev, channels_last)
             with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                logits, _ = _split_outputs(model(X))
+                logits, _ = split_outputs(model(X))
                 loss = loss_fn(logits.float(), y)
-            total_loss += loss.detach().double() * len(y)
-            correct += (logits.argmax(1) == (y.argmax(1) if y.ndim == 2 else y)).sum()
-            n += len(y)
-    finally:
-        model.train(was_training)
-    if n == 0:
+            metrics.update(loss, logits, y)
+    if metrics.n == 0:
         raise ValueError("the loader gave no batches: nothing to evaluate")
-    n_all, loss_all, correct_all = _all_reduce(n, total_loss, correct)
-    return {"loss": loss_all / n_all, "acc": correct_all / n_all, "n": n_all}
+    return metrics.result()
 
 
 @torch.no_grad()
@@ -234,38 +300,10 @@ def predict(
 ) -> torch.Tensor:
     """Logits ``(N, K)`` on the CPU for images ``(N, C, H, W)`` or a loader of ``(X, y)`` batches,
     computed in eval mode (the mode is restored)."""
-    dev = get_device(device) if device is not None else _model_device(model)
-    was_training = model.training
-    model.eval()
-    outs = []
-    try:
-        if isinstance(data, torch.Tensor):
-            chunks = (data[i : i + batch_size] for i in range(0, len(data), batch_size))
-        else:
-            chunks = (b[0] if isinstance(b, (tuple, list)) else b for b in data)
-        for X in chunks:
-            outs.append(_split_outputs(model(X.to(dev)))[0].float().cpu())
-    finally:
-        model.train(was_training)
+    dev = model_device(model, device)
+    with eval_mode(model):
+        outs = [split_outputs(model(X.to(dev)))[0].float().cpu() for X, _ in iter_batches(data, batch_size)]
     return torch.cat(outs) if outs else torch.empty(0)
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    p = next(iter(model.parameters()), None)
-    return p.device if p is not None else torch.device("cpu")
-
-
-def _is_distributed() -> bool:
-    return torch.distributed.is_available() and torch.distributed.is_initialized()
-
-
-def _all_reduce(n: int, total_loss: torch.Tensor, correct: torch.Tensor) -> tuple[int, float, float]:
-    """Sum the epoch's counters over processes (a no-op without torch.distributed)."""
-    if _is_distributed():
-        t = torch.stack([total_loss.double(), correct.double(), torch.tensor(float(n), device=total_loss.device, dtype=torch.float64)])
-        torch.distributed.all_reduce(t)
-        return int(t[2].item()), t[0].item(), t[1].item()
-    return n, total_loss.item(), float(correct.item())
 
 
 def fit(
@@ -281,7 +319,7 @@ def fit(
     verbose: bool = True,
     amp: bool | str = False,
     channels_last: bool = False,
-    compile: bool = False,
+    compile_model: bool = False,
     grad_clip: float | None = None,
     batch_transform: Callable | None = None,
     aux_weight: float = 0.3,
@@ -301,13 +339,17 @@ def fit(
     device : ``None``/``"auto"`` picks CUDA, then MPS, then the CPU; the model is moved there.
     amp : mixed precision: ``True`` (bf16, or fp16 with loss scaling on GPUs without bf16),
         ``"bf16"`` or ``"fp16"``.
-    channels_last, compile : GPU speed options (NHWC memory layout, :func:`torch.compile`).
+    channels_last, compile_model : GPU speed options (NHWC memory layout, :func:`torch.compile`).
     batch_transform : ``f(X, y) -> (X, y)`` applied to each training batch on the device.
     checkpoint : a path; the model, optimizer and history are saved there after every epoch.
     log_every : steps between progress-bar refreshes (the only per-step reads from the device).
+
+    Each epoch is :func:`train_one_epoch`, then the scheduler's step, then :func:`evaluate` on
+    ``val_loader``.
     """
     if not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs must be a non-negative integer; got {epochs!r}")
+    # --- resolve the options once -------------------------------------------------------
     dev = get_device(device)
     if _is_distributed() and dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))  # one GPU per process
@@ -323,72 +365,43 @@ def fit(
     if _is_distributed() and not isinstance(model, nn.parallel.DistributedDataParallel):
         # gradients are averaged over processes in backward: each process steps identically
         step_model = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
-    if compile:
+    if compile_model:
         step_model = torch.compile(step_model)
-    history = History()
     rank0 = not _is_distributed() or torch.distributed.get_rank() == 0
-    show = verbose and rank0
-    pbar = None
-    if show:
-        from tqdm.auto import tqdm
-
-        try:
-            total = epochs * len(train_loader)  # type: ignore[arg-type]
-        except TypeError:
-            total = None
-        pbar = tqdm(total=total, desc="fit", unit="batch", leave=True)
+    pbar = _progress_bar(train_loader, epochs) if verbose and rank0 else None
+    # --- the epochs -------------------------------------------------------------------------
+    history = History()
     try:
         for epoch in range(1, epochs + 1):
             _set_epoch(train_loader, epoch)
-            model.train()
             t0 = time.perf_counter()
-            total_loss = torch.zeros((), device=dev, dtype=torch.float64)
-            correct = torch.zeros((), device=dev, dtype=torch.int64)
-            n = 0
-            for step, batch in enumerate(train_loader):
-                X, y = _to_device(batch, dev, channels_last)
-                if batch_transform is not None:
-                    X, y = batch_transform(X, y)
-                with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    logits, aux = _split_outputs(step_model(X))
-                    loss = loss_fn(logits.float(), y)
-                    for a in aux:
-                        loss = loss + aux_weight * loss_fn(a.float(), y)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if grad_clip is not None:
-                    scaler.unscale_(optimizer)
-                    nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-                total_loss += loss.detach().double() * len(y)
-                correct += (logits.detach().argmax(1) == (y.argmax(1) if y.ndim == 2 else y)).sum()
-                n += len(y)
-                if pbar is not None:
-                    pbar.update(1)
-                    if step % log_every == 0:
-                        pbar.set_postfix(epoch=epoch, loss=f"{total_loss.item() / n:.4f}")
-            if n == 0:
-                raise ValueError("the training loader gave no batches")
-            n_all, loss_all, correct_all = _all_reduce(n, total_loss, correct)
-            row = {"epoch": epoch, "train_loss": loss_all / n_all, "train_acc": correct_all / n_all,
-                   "val_loss": float("nan"), "val_acc": float("nan"),
-                   "lr": float(optimizer.param_groups[0]["lr"])}
+            lr_now = float(optimizer.param_groups[0]["lr"])
+            tr = train_one_epoch(step_model, train_loader, optimizer, loss_fn, dev, amp_dtype, scaler,
+                                 channels_last, batch_transform, aux_weight, grad_clip, pbar, log_every)
             if scheduler is not None:
                 scheduler.step()
-            if val_loader is not None:
-                ev = evaluate(model, val_loader, loss_fn, dev, amp, channels_last)
-                row["val_loss"], row["val_acc"] = ev["loss"], ev["acc"]
-            row["seconds"] = time.perf_counter() - t0
-            history.append(**row)
+            va = (evaluate(model, val_loader, loss_fn, dev, amp_dtype, channels_last) if val_loader is not None
+                  else {"loss": float("nan"), "acc": float("nan")})
+            history.append(epoch=epoch, train_loss=tr["loss"], train_acc=tr["acc"], val_loss=va["loss"],
+                           val_acc=va["acc"], seconds=time.perf_counter() - t0, lr=lr_now)
             if pbar is not None:
-                pbar.set_postfix(epoch=epoch, loss=f"{row['train_loss']:.4f}", val_acc=f"{row['val_acc']:.4f}")
+                pbar.set_postfix(epoch=epoch, loss=f"{tr['loss']:.4f}", val_acc=f"{va['acc']:.4f}")
             if checkpoint is not None and rank0:
                 save_checkpoint(checkpoint, model, optimizer, history)
     finally:
         if pbar is not None:
             pbar.close()
     return history
+
+
+def _progress_bar(loader: Iterable, epochs: int):
+    from tqdm.auto import tqdm
+
+    try:
+        total = epochs * len(loader)  # type: ignore[arg-type]
+    except TypeError:
+        total = None
+    return tqdm(total=total, desc="fit", unit="batch", leave=True)
 
 
 def _set_epoch(loader: Any, epoch: int) -> None:
@@ -415,14 +428,6 @@ def init_distributed(backend: str | None = None) -> tuple[int, int]:
     return torch.distributed.get_rank(), torch.distributed.get_world_size()
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def save_checkpoint(
     path: str | Path,
     model: nn.Module,
@@ -433,8 +438,6 @@ def save_checkpoint(
     """Save the model's state_dict (and optionally the optimizer's, the history and any JSON-able
     ``meta``) to ``path``. The file is written atomically: an interrupted save never leaves a
     half-written checkpoint in place of a good one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         "model": _unwrap(model).state_dict(),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
@@ -442,15 +445,7 @@ def save_checkpoint(
         "meta": meta,
         "torch": str(torch.__version__),
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_checkpoint(

@@ -27,6 +27,8 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from .utils import eval_mode, iter_batches, model_device
+
 __all__ = [
     "stages",
     "freeze",
@@ -289,31 +291,16 @@ def extract_features(
     ``"layer2"`` gives that module's output, averaged over space to ``(N, C)`` when ``pool``
     (else flattened). Returns ``features`` for a tensor, ``(features, labels)`` for a loader.
     """
-    from .utils import get_device
-
-    if isinstance(data, torch.Tensor) and data.ndim != 4:
-        raise ValueError(f"images must be (N, C, H, W); got shape {tuple(data.shape)}")
-    if device is not None:
-        dev = get_device(device)
-    else:
-        p = next(iter(model.parameters()), None)
-        dev = p.device if p is not None else torch.device("cpu")
+    dev = model_device(model, device)
     fn = _pre_logits_fn(model) if layer is None else _layer_fn(model, layer, pool)
-    was_training = model.training
-    model.eval()
     feats, labels = [], []
-    try:
-        if isinstance(data, torch.Tensor):
-            for i in range(0, len(data), batch_size):
-                feats.append(fn(data[i : i + batch_size].to(dev)).float().cpu())
-        else:
-            for batch in data:
-                if not isinstance(batch, (tuple, list)) or len(batch) < 2:
-                    raise TypeError("each batch from the loader must be a pair (images, labels)")
-                feats.append(fn(batch[0].to(dev)).float().cpu())
-                labels.append(batch[1].cpu())
-    finally:
-        model.train(was_training)
+    with eval_mode(model):
+        for X, y in iter_batches(data, batch_size):
+            if y is None and not isinstance(data, torch.Tensor):
+                raise TypeError("each batch from the loader must be a pair (images, labels)")
+            feats.append(fn(X.to(dev)).float().cpu())
+            if y is not None:
+                labels.append(y.cpu())
     F = torch.cat(feats) if feats else torch.empty(0)
     if isinstance(data, torch.Tensor):
         return F

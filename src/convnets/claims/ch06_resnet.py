@@ -192,7 +192,7 @@ def _gap():
     from convnets.utils import count_parameters
 
     ratios = {}
-    for name, c, classes in (("resnet_cifar(20)", 64, 10), ("ResNet-50", 2048, 1000)):
+    for name, c, classes in (("resnet_cifar(depth=20)", 64, 10), ("ResNet-50", 2048, 1000)):
         ratios[name] = (count_parameters(nn.Linear(c * 49, classes)) / count_parameters(nn.Linear(c, classes)))
     return Outcome(all(45 < r <= 49 for r in ratios.values()),
                    ", ".join(f"{k}: {v:.1f}x" for k, v in ratios.items()), values=ratios)

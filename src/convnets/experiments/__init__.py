@@ -9,6 +9,16 @@ results when they are present and to compute (and save) them when they are not;
     python -m convnets.experiments NAME [--quick]
 
 ``--quick`` is a reduced size for tests; quick results are never saved over full ones.
+
+Where results live (:func:`results_dir`), first match wins:
+
+1. the folder named by the environment variable ``CONVNETS_RESULTS`` (created when written to);
+2. a ``results/`` folder shipped inside the installed package (``convnets/results``), if present;
+3. the ``results/`` folder of the source checkout the package is imported from (``src/convnets``
+   under a folder holding ``pyproject.toml``).
+
+Otherwise (an installed package without shipped results) :func:`results_dir` raises
+``FileNotFoundError`` that names ``CONVNETS_RESULTS``.
 """
 from __future__ import annotations
 
@@ -19,15 +29,33 @@ import pkgutil
 from pathlib import Path
 from typing import Any
 
-__all__ = ["results_dir", "load_or_run", "available", "run_experiment"]
+from ..utils import atomic_write
+
+__all__ = ["ENV_VAR", "results_dir", "load_or_run", "available", "run_experiment"]
+
+
+ENV_VAR = "CONVNETS_RESULTS"
 
 
 def results_dir() -> Path:
-    """Where results live: ``$CONVNETS_RESULTS`` or the repository's ``results/`` folder."""
-    env = os.environ.get("CONVNETS_RESULTS")
+    """The results folder: ``$CONVNETS_RESULTS``, else the package's shipped ``results/``, else
+    the source checkout's ``results/`` (see the module's docstring); ``FileNotFoundError`` naming
+    ``CONVNETS_RESULTS`` when there is none."""
+    env = os.environ.get(ENV_VAR)
     if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[3] / "results"
+        return Path(env).expanduser()
+    package = Path(__file__).resolve().parents[1]  # .../convnets
+    shipped = package / "results"
+    if shipped.is_dir():
+        return shipped
+    src = package.parent
+    if src.name == "src" and (src.parent / "pyproject.toml").is_file():
+        return src.parent / "results"  # a source checkout (editable install or PYTHONPATH=src)
+    raise FileNotFoundError(
+        f"no results folder: convnets is imported from {package}, which ships no results/ and is not "
+        f"in a source checkout; set the environment variable {ENV_VAR} to a folder for the results "
+        f"(e.g. export {ENV_VAR}=$PWD/results)"
+    )
 
 
 def available() -> list[str]:
@@ -45,11 +73,7 @@ def run_experiment(name: str, quick: bool = False, save: bool = True) -> dict[st
     """Run experiment ``name`` now; save its results to ``results/<name>.json`` (full size only)."""
     result = _module(name).run(quick=quick)
     if save and not quick:
-        path = results_dir() / f"{name}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(result, indent=1, sort_keys=True))
-        os.replace(tmp, path)
+        atomic_write(results_dir() / f"{name}.json", json.dumps(result, indent=1, sort_keys=True))
     return result
 
 

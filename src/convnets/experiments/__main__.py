@@ -1,4 +1,5 @@
-"""``python -m convnets.experiments NAME [--quick]``: run an experiment and save its results."""
+"""``python -m convnets.experiments NAME [--quick]``: run an experiment and save its results
+(under ``$CONVNETS_RESULTS``, the package's shipped ``results/`` or the checkout's ``results/``)."""
 from __future__ import annotations
 
 import argparse
@@ -19,6 +20,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.name not in available():
         p.error(f"unknown experiment {args.name!r}; choose from: {', '.join(available())}")
+    if not args.quick:
+        try:
+            results_dir()
+        except FileNotFoundError as e:  # say where results would go before a long run, not after
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     result = run_experiment(args.name, quick=args.quick)
     if args.quick:
         print(json.dumps(result, indent=1)[:2000])

@@ -18,3 +18,4 @@ from .preact_resnet import PreActResNet, PreActBasicBlock, PreActBottleneck, pre
 from .densenet import DenseNet, DenseBlock, densenet, densenet121, densenet169
 from .highway import HighwayBlock
 from .inception_resnet import InceptionResNetA
+from ._base import check_images, model_input_size  # the input check and the registered input sizes

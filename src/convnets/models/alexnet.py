@@ -89,15 +89,15 @@ class AlexNet(ConvNet):
         return x
 
 
-@register_model
-def alexnet(num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5, lrn: bool = False) -> AlexNet:
+@register_model(input_size=(3, 224, 224), min_input_size=(3, 64, 64))
+def alexnet(*, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5, lrn: bool = False) -> AlexNet:
     """AlexNet, "ImageNet classification with deep convolutional neural networks" (Krizhevsky
     et al. 2012), single-GPU variant as in torchvision: 61,100,840 parameters (1000 classes)."""
     return AlexNet(in_channels, num_classes, dropout, lrn)
 
 
-@register_model
-def alexnet_mini(num_classes: int = 10, in_channels: int = 1, dropout: float = 0.5, lrn: bool = False) -> AlexNet:
+@register_model(input_size=(1, 28, 28))
+def alexnet_mini(*, num_classes: int = 10, in_channels: int = 1, dropout: float = 0.5, lrn: bool = False) -> AlexNet:
     """AlexNet narrowed for 28x28 digits: the same layer pattern (five convolutions, three
     overlapping max-pools, two dropout-regularised hidden layers) with a 5x5 stride-1 stem,
     widths 24-64-96-64-64 and 256 hidden units. Feature maps 28 -> 13 -> 6 -> 2."""

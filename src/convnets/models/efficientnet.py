@@ -20,19 +20,12 @@ import torch
 from torch import nn
 
 from ._base import ConvNet, register_model
-from .mobilenet import ConvBNAct, make_divisible
+from torchvision.ops import StochasticDepth
+
+from .layers import ConvNormAct, drop_path, make_divisible  # noqa: F401  (drop_path: re-exported)
 from .se import SqueezeExcitation
 
 __all__ = ["drop_path", "MBConv", "EfficientNet", "efficientnet", "efficientnet_b0", "B0_CFG"]
-
-
-def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """Stochastic depth: zero the residual branch of whole examples with probability ``p`` in
-    training (and rescale the kept ones by ``1 / (1 - p)``); the identity in evaluation."""
-    if not training or p == 0.0:
-        return x
-    keep = torch.empty((x.shape[0],) + (1,) * (x.ndim - 1), dtype=x.dtype, device=x.device).bernoulli_(1 - p)
-    return x * keep / (1 - p)
 
 
 class MBConv(nn.Module):
@@ -50,20 +43,22 @@ class MBConv(nn.Module):
         self.use_res_connect = stride == 1 and in_channels == out_channels
         layers: list[nn.Module] = []
         if hidden != in_channels:
-            layers.append(ConvBNAct(in_channels, hidden, 1, activation=nn.SiLU))
+            layers.append(ConvNormAct(in_channels, hidden, 1, activation=nn.SiLU))
         layers += [
-            ConvBNAct(hidden, hidden, kernel_size, stride, groups=hidden, activation=nn.SiLU),
+            ConvNormAct(hidden, hidden, kernel_size, stride, groups=hidden, activation=nn.SiLU),
             SqueezeExcitation(hidden, max(1, in_channels // 4), activation=nn.SiLU),
-            ConvBNAct(hidden, out_channels, 1, activation=None),
+            ConvNormAct(hidden, out_channels, 1, activation=None),
         ]
         self.block = nn.Sequential(*layers)
         self.drop_path_prob = drop_path_prob
+        # torchvision's module: a leaf for torch.fx (its stochastic_depth is fx-wrapped)
+        self.stochastic_depth = StochasticDepth(drop_path_prob, "row")
         self.out_channels = out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.block(x)
         if self.use_res_connect:
-            out = drop_path(out, self.drop_path_prob, self.training) + x
+            out = self.stochastic_depth(out) + x
         return out
 
 
@@ -90,7 +85,7 @@ class EfficientNet(ConvNet):
         stages = [(t, k, s, w(c), int(math.ceil(n * depth_mult))) for t, k, s, c, n in B0_CFG]
         total = sum(n for *_, n in stages)
         c_in = w(32)
-        features: list[nn.Module] = [ConvBNAct(in_channels, c_in, 3, 2, activation=nn.SiLU)]
+        features: list[nn.Module] = [ConvNormAct(in_channels, c_in, 3, 2, activation=nn.SiLU)]
         idx = 0
         for t, k, s, c, n in stages:
             stage = []
@@ -100,7 +95,7 @@ class EfficientNet(ConvNet):
                 idx += 1
             features.append(nn.Sequential(*stage))
         last = 4 * c_in
-        features.append(ConvBNAct(c_in, last, 1, activation=nn.SiLU))
+        features.append(ConvNormAct(c_in, last, 1, activation=nn.SiLU))
         self.features = nn.Sequential(*features)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.num_features = last
@@ -121,8 +116,6 @@ class EfficientNet(ConvNet):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, H, W)`` -> ``(N, num_features, H/32, W/32)``."""
-        if x.ndim != 4:
-            raise ValueError(f"expected images (N, C, H, W); got a tensor of shape {tuple(x.shape)}")
         return self.features(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
@@ -130,15 +123,15 @@ class EfficientNet(ConvNet):
         return x if pre_logits else self.classifier(x)
 
 
-@register_model
-def efficientnet(phi: float = 0.0, num_classes: int = 1000, in_channels: int = 3, alpha: float = 1.2,
+@register_model(input_size=(3, 224, 224), min_input_size=(3, 32, 32))
+def efficientnet(*, phi: float = 0.0, num_classes: int = 1000, in_channels: int = 3, alpha: float = 1.2,
                  beta: float = 1.1, **kwargs) -> EfficientNet:
     """Compound scaling of B0 (Tan & Le, 2019, Eq. 3): depth x ``alpha**phi``, width x ``beta**phi``
     (the resolution ``gamma**phi`` is the input's business)."""
     return EfficientNet(num_classes, in_channels, width_mult=beta ** phi, depth_mult=alpha ** phi, **kwargs)
 
 
-@register_model
-def efficientnet_b0(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> EfficientNet:
+@register_model(input_size=(3, 224, 224), min_input_size=(3, 32, 32))
+def efficientnet_b0(*, num_classes: int = 1000, in_channels: int = 3, **kwargs) -> EfficientNet:
     """EfficientNet-B0 (Tan & Le, 2019, Table 1): 5,288,548 parameters with 1000 classes."""
     return EfficientNet(num_classes, in_channels, **kwargs)

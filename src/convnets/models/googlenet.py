@@ -26,11 +26,14 @@ torchvision's 6,624,904 parameters, which the tests check.
 from __future__ import annotations
 
 import torch
+import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
-from ._base import ConvNet, register_model
-from .layers import ConvAct
+from ._base import ConvNet, check_images, register_model
+from .layers import ConvNormAct
+
+torch.fx.wrap("check_images")  # GoogLeNet's own forward calls the input check: a leaf for torch.fx too
 
 __all__ = ["Inception", "InceptionAux", "GoogLeNet", "GOOGLENET_MODULES", "googlenet", "googlenet_mini"]
 
@@ -68,23 +71,33 @@ class Inception(nn.Module):
                  pool_proj: int, reduce: bool = True, batch_norm: bool = False, kernel5: int = 5):
         super().__init__()
         bn = batch_norm
-        self.branch1 = ConvAct(in_channels, ch1x1, 1, batch_norm=bn)
+        self.branch1 = ConvNormAct(in_channels, ch1x1, 1, batch_norm=bn, named=True)
         pool = nn.MaxPool2d(3, stride=1, padding=1, ceil_mode=True)
         if reduce:
-            self.branch2 = nn.Sequential(ConvAct(in_channels, ch3x3red, 1, batch_norm=bn),
-                                         ConvAct(ch3x3red, ch3x3, 3, batch_norm=bn))
-            self.branch3 = nn.Sequential(ConvAct(in_channels, ch5x5red, 1, batch_norm=bn),
-                                         ConvAct(ch5x5red, ch5x5, kernel5, batch_norm=bn))
-            self.branch4 = nn.Sequential(pool, ConvAct(in_channels, pool_proj, 1, batch_norm=bn))
+            self.branch2 = nn.Sequential(ConvNormAct(in_channels, ch3x3red, 1, batch_norm=bn, named=True),
+                                         ConvNormAct(ch3x3red, ch3x3, 3, batch_norm=bn, named=True))
+            self.branch3 = nn.Sequential(ConvNormAct(in_channels, ch5x5red, 1, batch_norm=bn, named=True),
+                                         ConvNormAct(ch5x5red, ch5x5, kernel5, batch_norm=bn, named=True))
+            self.branch4 = nn.Sequential(pool, ConvNormAct(in_channels, pool_proj, 1, batch_norm=bn, named=True))
             self.out_channels = ch1x1 + ch3x3 + ch5x5 + pool_proj
         else:
-            self.branch2 = ConvAct(in_channels, ch3x3, 3, batch_norm=bn)
-            self.branch3 = ConvAct(in_channels, ch5x5, kernel5, batch_norm=bn)
+            self.branch2 = ConvNormAct(in_channels, ch3x3, 3, batch_norm=bn, named=True)
+            self.branch3 = ConvNormAct(in_channels, ch5x5, kernel5, batch_norm=bn, named=True)
             self.branch4 = pool
             self.out_channels = ch1x1 + ch3x3 + ch5x5 + in_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], 1)
+
+
+@torch.fx.wrap
+def _aux_pool(x: torch.Tensor) -> torch.Tensor:
+    """The auxiliary heads' pooling to ``4 x 4``: 5x5 average pool with stride 3 on maps of side
+    14 or more (the paper's), then adaptive average pooling (exact on 14x14). Its branch on the
+    input size makes it a leaf for :mod:`torch.fx`."""
+    if min(x.shape[-2:]) >= 14:
+        x = F.avg_pool2d(x, 5, stride=3)
+    return F.adaptive_avg_pool2d(x, 4)
 
 
 class InceptionAux(nn.Module):
@@ -98,16 +111,13 @@ class InceptionAux(nn.Module):
     def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.7, batch_norm: bool = False,
                  width: int = 128, hidden: int = 1024):
         super().__init__()
-        self.conv = ConvAct(in_channels, width, 1, batch_norm=batch_norm)
+        self.conv = ConvNormAct(in_channels, width, 1, batch_norm=batch_norm, named=True)
         self.fc1 = nn.Linear(width * 4 * 4, hidden)
         self.dropout = nn.Dropout(p=dropout)
         self.fc2 = nn.Linear(hidden, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if min(x.shape[-2:]) >= 14:
-            x = F.avg_pool2d(x, 5, stride=3)
-        x = F.adaptive_avg_pool2d(x, 4)
-        x = torch.flatten(self.conv(x), 1)
+        x = torch.flatten(self.conv(_aux_pool(x)), 1)
         x = self.dropout(F.relu(self.fc1(x), inplace=True))
         return self.fc2(x)
 
@@ -140,14 +150,14 @@ class GoogLeNet(ConvNet):
         self.small_input = small_input
         lrn_layer = (lambda: nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0)) if lrn else nn.Identity
         if small_input:
-            self.conv1 = ConvAct(in_channels, c(64), 3, batch_norm=bn)
+            self.conv1 = ConvNormAct(in_channels, c(64), 3, batch_norm=bn, named=True)
             self.maxpool1 = nn.Identity()
         else:
-            self.conv1 = ConvAct(in_channels, c(64), 7, stride=2, padding=3, batch_norm=bn)
+            self.conv1 = ConvNormAct(in_channels, c(64), 7, stride=2, padding=3, batch_norm=bn, named=True)
             self.maxpool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
         self.lrn1 = lrn_layer()
-        self.conv2 = ConvAct(c(64), c(64), 1, batch_norm=bn)
-        self.conv3 = ConvAct(c(64), c(192), 3, batch_norm=bn)
+        self.conv2 = ConvNormAct(c(64), c(64), 1, batch_norm=bn, named=True)
+        self.conv3 = ConvNormAct(c(64), c(192), 3, batch_norm=bn, named=True)
         self.lrn2 = lrn_layer()
         self.maxpool2 = nn.MaxPool2d(2, stride=2) if small_input else nn.MaxPool2d(3, stride=2, ceil_mode=True)
 
@@ -203,6 +213,7 @@ class GoogLeNet(ConvNet):
 
     def forward(self, x: torch.Tensor):
         """Logits ``(N, classes)``; in training mode with ``aux_logits``, ``(logits, aux1, aux2)``."""
+        x = check_images(x, self.fixed_image_size, type(self).__name__)
         if self.training and self.aux_logits:
             feats, aux = self._forward(x, with_aux=True)
             return (self.forward_head(feats), *aux)
@@ -219,8 +230,8 @@ class GoogLeNet(ConvNet):
                 head.fc2 = new.to(head.fc1.weight.device, head.fc1.weight.dtype) if num_classes > 0 else new
 
 
-@register_model
-def googlenet(num_classes: int = 1000, in_channels: int = 3, aux_logits: bool = True, dropout: float = 0.4,
+@register_model(input_size=(3, 224, 224), min_input_size=(3, 64, 64))
+def googlenet(*, num_classes: int = 1000, in_channels: int = 3, aux_logits: bool = True, dropout: float = 0.4,
               batch_norm: bool = False, lrn: bool = True, branch3_kernel: int = 5) -> GoogLeNet:
     """GoogLeNet, "Going deeper with convolutions" (Szegedy et al. 2014), as published:
     6,998,552 parameters without the auxiliary heads, 13,378,280 with them (1000 classes)."""
@@ -228,8 +239,8 @@ def googlenet(num_classes: int = 1000, in_channels: int = 3, aux_logits: bool = 
                      branch3_kernel=branch3_kernel)
 
 
-@register_model
-def googlenet_mini(num_classes: int = 10, in_channels: int = 1, aux_logits: bool = True) -> GoogLeNet:
+@register_model(input_size=(1, 28, 28))
+def googlenet_mini(*, num_classes: int = 10, in_channels: int = 1, aux_logits: bool = True) -> GoogLeNet:
     """GoogLeNet narrowed for 28x28 digits: all nine Inception modules and both auxiliary heads
     at an eighth of the width, with a stride-1 3x3 stem and one 2x2 pool before stage 3
     (feature maps 28 -> 14 -> 7 -> 3), and batch norm after every convolution: without it this

@@ -53,6 +53,7 @@ class LeNet5(ConvNet):
             raise ValueError(f"pooling must be one of {sorted(_POOLS)}; got {pooling!r}")
         act, pool = _ACTIVATIONS[activation], _POOLS[pooling]
         self.image_size = image_size
+        self.fixed_image_size = (image_size, image_size)  # checked by ConvNet.forward
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 6, 5, padding=pad2 // 2), act(), pool(2),   # C1, S2: 6x28x28 -> 6x14x14
             nn.Conv2d(6, 16, 5), act(), pool(2),                             # C3, S4: 16x10x10 -> 16x5x5
@@ -67,11 +68,6 @@ class LeNet5(ConvNet):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, S, S)`` -> ``(N, 16, 5, 5)``."""
-        if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
-            raise ValueError(
-                f"this LeNet5 was built for {self.image_size}x{self.image_size} images; got "
-                f"{tuple(x.shape[-2:])} (build it with image_size={x.shape[-1]} or resize)"
-            )
         return self.features(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
@@ -80,8 +76,8 @@ class LeNet5(ConvNet):
         return x if pre_logits else self.fc(x)
 
 
-@register_model
-def lenet5(in_channels: int = 1, num_classes: int = 10, image_size: int = 32, activation: str = "tanh",
+@register_model(input_size=(1, 32, 32))
+def lenet5(*, num_classes: int = 10, in_channels: int = 1, image_size: int = 32, activation: str = "tanh",
            pooling: str = "avg") -> LeNet5:
     """LeNet-5, "Gradient-based learning applied to document recognition" (LeCun et al. 1998):
     the common PyTorch variant, 61,706 parameters with 1 input channel and 10 classes."""

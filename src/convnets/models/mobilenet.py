@@ -14,45 +14,13 @@ Module names follow torchvision's ``models/mobilenetv2.py``, so its ``state_dict
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 from torch import nn
 
 from ._base import ConvNet, register_model
+from .layers import ConvNormAct, make_divisible
 
-__all__ = ["make_divisible", "ConvBNAct", "InvertedResidual", "MobileNetV2", "mobilenet_v2"]
-
-
-def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> int:
-    """Round a channel count to the nearest multiple of ``divisor`` (at least ``min_value``),
-    never more than 10% below ``v``: the rule of the MobileNet and EfficientNet reference code."""
-    min_value = min_value or divisor
-    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
-    if new_v < 0.9 * v:
-        new_v += divisor
-    return new_v
-
-
-class ConvBNAct(nn.Sequential):
-    """``conv k x k (no bias) - BatchNorm - activation`` (no activation when ``activation=None``);
-    ``(N, C_in, H, W)`` -> ``(N, C_out, H/stride, W/stride)``. Indices 0, 1, 2 as torchvision's
-    ``Conv2dNormActivation``."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-                 groups: int = 1, activation: Callable[[], nn.Module] | None = nn.ReLU6):
-        layers: list[nn.Module] = [
-            nn.Conv2d(in_channels, out_channels, kernel_size, stride, (kernel_size - 1) // 2,
-                      groups=groups, bias=False),
-            nn.BatchNorm2d(out_channels),
-        ]
-        if activation is not None:
-            try:  # in place where the activation allows it, as torchvision: one tensor fewer
-                act = activation(inplace=True)
-            except TypeError:
-                act = activation()
-            layers.append(act)
-        super().__init__(*layers)
+__all__ = ["make_divisible", "InvertedResidual", "MobileNetV2", "mobilenet_v2"]
 
 
 class InvertedResidual(nn.Module):
@@ -70,9 +38,9 @@ class InvertedResidual(nn.Module):
         self.use_res_connect = stride == 1 and in_channels == out_channels
         layers: list[nn.Module] = []
         if expand_ratio != 1:
-            layers.append(ConvBNAct(in_channels, hidden, 1))
+            layers.append(ConvNormAct(in_channels, hidden, 1, activation=nn.ReLU6))
         layers += [
-            ConvBNAct(hidden, hidden, 3, stride, groups=hidden),
+            ConvNormAct(hidden, hidden, 3, stride, groups=hidden, activation=nn.ReLU6),
             nn.Conv2d(hidden, out_channels, 1, bias=False),  # linear bottleneck: no activation
             nn.BatchNorm2d(out_channels),
         ]
@@ -102,13 +70,13 @@ class MobileNetV2(ConvNet):
             raise ValueError(f"width_mult must be positive; got {width_mult}")
         c_in = make_divisible(32 * width_mult)
         last = make_divisible(1280 * max(1.0, width_mult))
-        features: list[nn.Module] = [ConvBNAct(in_channels, c_in, 3, 2)]
+        features: list[nn.Module] = [ConvNormAct(in_channels, c_in, 3, 2, activation=nn.ReLU6)]
         for t, c, n, s in MOBILENET_V2_CFG:
             c_out = make_divisible(c * width_mult)
             for i in range(n):
                 features.append(InvertedResidual(c_in, c_out, s if i == 0 else 1, t))
                 c_in = c_out
-        features.append(ConvBNAct(c_in, last, 1))
+        features.append(ConvNormAct(c_in, last, 1, activation=nn.ReLU6))
         self.features = nn.Sequential(*features)
         self.num_features = last
         self.num_classes = num_classes
@@ -125,8 +93,6 @@ class MobileNetV2(ConvNet):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, H, W)`` -> ``(N, 1280, H/32, W/32)``."""
-        if x.ndim != 4:
-            raise ValueError(f"expected images (N, C, H, W); got a tensor of shape {tuple(x.shape)}")
         return self.features(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
@@ -134,8 +100,8 @@ class MobileNetV2(ConvNet):
         return x if pre_logits else self.classifier(x)
 
 
-@register_model
-def mobilenet_v2(num_classes: int = 1000, in_channels: int = 3, width_mult: float = 1.0,
+@register_model(input_size=(3, 224, 224), min_input_size=(3, 32, 32))
+def mobilenet_v2(*, num_classes: int = 1000, in_channels: int = 3, width_mult: float = 1.0,
                  dropout: float = 0.2) -> MobileNetV2:
     """MobileNetV2 (Sandler et al., 2018): 3,504,872 parameters with 1000 classes (torchvision)."""
     return MobileNetV2(num_classes, in_channels, width_mult, dropout)

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ._base import ConvNet, register_model
+from .layers import conv1x1, conv3x3  # noqa: F401  (re-exported: notebooks import them from here)
 
 __all__ = [
     "conv3x3",
@@ -34,16 +35,6 @@ __all__ = [
     "resnet101",
     "resnet152",
 ]
-
-
-def conv3x3(in_channels: int, out_channels: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
-    """3x3 convolution, padding 1, no bias (a BatchNorm follows)."""
-    return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, groups=groups, bias=False)
-
-
-def conv1x1(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
-    """1x1 convolution, no bias (a BatchNorm follows)."""
-    return nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
 
 
 def _check_positive(**kwargs: int) -> None:
@@ -201,8 +192,6 @@ class ResNet(ConvNet):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, H, W)`` -> ``(N, num_features, ceil(H/32), ceil(W/32))``."""
-        if x.ndim != 4:
-            raise ValueError(f"expected images (N, C, H, W); got a tensor of shape {tuple(x.shape)}")
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
@@ -212,31 +201,31 @@ class ResNet(ConvNet):
         return x if pre_logits else self.fc(x)
 
 
-@register_model
-def resnet18(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> ResNet:
+@register_model(input_size=(3, 224, 224), min_input_size=(3, 32, 32))
+def resnet18(*, num_classes: int = 1000, in_channels: int = 3, **kwargs) -> ResNet:
     """ResNet-18 (He et al., 2016, Table 1): basic blocks [2, 2, 2, 2]; 11,689,512 parameters."""
     return ResNet(BasicBlock, [2, 2, 2, 2], num_classes, in_channels, **kwargs)
 
 
-@register_model
-def resnet34(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> ResNet:
+@register_model(input_size=(3, 224, 224), min_input_size=(3, 32, 32))
+def resnet34(*, num_classes: int = 1000, in_channels: int = 3, **kwargs) -> ResNet:
     """ResNet-34 (He et al., 2016, Table 1): basic blocks [3, 4, 6, 3]; 21,797,672 parameters."""
     return ResNet(BasicBlock, [3, 4, 6, 3], num_classes, in_channels, **kwargs)
 
 
-@register_model
-def resnet50(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> ResNet:
+@register_model(input_size=(3, 224, 224), min_input_size=(3, 32, 32))
+def resnet50(*, num_classes: int = 1000, in_channels: int = 3, **kwargs) -> ResNet:
     """ResNet-50 (He et al., 2016, Table 1): bottleneck blocks [3, 4, 6, 3]; 25,557,032 parameters."""
     return ResNet(Bottleneck, [3, 4, 6, 3], num_classes, in_channels, **kwargs)
 
 
-@register_model
-def resnet101(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> ResNet:
+@register_model(input_size=(3, 224, 224), min_input_size=(3, 32, 32))
+def resnet101(*, num_classes: int = 1000, in_channels: int = 3, **kwargs) -> ResNet:
     """ResNet-101 (He et al., 2016, Table 1): bottleneck blocks [3, 4, 23, 3]; 44,549,160 parameters."""
     return ResNet(Bottleneck, [3, 4, 23, 3], num_classes, in_channels, **kwargs)
 
 
-@register_model
-def resnet152(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> ResNet:
+@register_model(input_size=(3, 224, 224), min_input_size=(3, 32, 32))
+def resnet152(*, num_classes: int = 1000, in_channels: int = 3, **kwargs) -> ResNet:
     """ResNet-152 (He et al., 2016, Table 1): bottleneck blocks [3, 8, 36, 3]; 60,192,808 parameters."""
     return ResNet(Bottleneck, [3, 8, 36, 3], num_classes, in_channels, **kwargs)

@@ -126,8 +126,6 @@ class CifarResNet(ConvNet):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, H, W)`` -> ``(N, 4 width, ceil(H/4), ceil(W/4))``."""
-        if x.ndim != 4:
-            raise ValueError(f"expected images (N, C, H, W); got a tensor of shape {tuple(x.shape)}")
         x = self.relu(self.bn1(self.conv1(x)))
         return self.layer3(self.layer2(self.layer1(x)))
 
@@ -141,8 +139,8 @@ class CifarResNet(ConvNet):
         return f"depth={self.depth}, width={self.width}, {kind}"
 
 
-@register_model
-def resnet_cifar(depth: int = 20, in_channels: int = 1, num_classes: int = 10, width: int = 16,
+@register_model(input_size=(1, 28, 28))
+def resnet_cifar(*, num_classes: int = 10, in_channels: int = 1, depth: int = 20, width: int = 16,
                  shortcut: Literal["A", "B"] = "A", zero_init_residual: bool = False) -> CifarResNet:
     """The CIFAR ResNet of He et al. (2016, Sec. 4.2) with ``depth = 6n + 2`` layers.
 
@@ -154,8 +152,8 @@ def resnet_cifar(depth: int = 20, in_channels: int = 1, num_classes: int = 10, w
     return CifarResNet(depth, in_channels, num_classes, width, True, shortcut, zero_init_residual)
 
 
-@register_model
-def plain_cifar(depth: int = 20, in_channels: int = 1, num_classes: int = 10, width: int = 16) -> CifarResNet:
+@register_model(input_size=(1, 28, 28))
+def plain_cifar(*, num_classes: int = 10, in_channels: int = 1, depth: int = 20, width: int = 16) -> CifarResNet:
     """The plain counterpart of :func:`resnet_cifar` (He et al., 2016, Sec. 4.2, Fig. 6 left):
     the same layers without shortcuts (and so the same parameters as option A)."""
     return CifarResNet(depth, in_channels, num_classes, width, residual=False)

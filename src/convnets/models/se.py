@@ -63,8 +63,8 @@ class SEBottleneck(Bottleneck):
         return self.se(super().residual(x))
 
 
-@register_model
-def se_resnet50(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> ResNet:
+@register_model(input_size=(3, 224, 224), min_input_size=(3, 32, 32))
+def se_resnet50(*, num_classes: int = 1000, in_channels: int = 3, **kwargs) -> ResNet:
     """SE-ResNet-50 (Hu et al., 2018): ResNet-50 with an SE block (r = 16) in every bottleneck;
     28,088,024 parameters (timm's ``seresnet50`` counts the same; paper: ~28M)."""
     return ResNet(SEBottleneck, [3, 4, 6, 3], num_classes, in_channels, **kwargs)

@@ -29,6 +29,7 @@ class SimpleCNN(ConvNet):
         if image_size % 4:
             raise ValueError(f"image_size must be divisible by 4 (two 2x2 poolings); got {image_size}")
         w = width
+        self.fixed_image_size = (image_size, image_size)  # the head's width depends on it
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, w, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
             nn.Conv2d(w, 2 * w, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
@@ -47,8 +48,8 @@ class SimpleCNN(ConvNet):
         return x if pre_logits else self.fc(x)
 
 
-@register_model
-def simple_cnn(in_channels: int = 1, num_classes: int = 10, width: int = 32, hidden: int = 128,
+@register_model(input_size=(1, 28, 28))
+def simple_cnn(*, num_classes: int = 10, in_channels: int = 1, width: int = 32, hidden: int = 128,
                image_size: int = 28) -> SimpleCNN:
     """The first chapter's small CNN (421,642 parameters with the defaults)."""
     return SimpleCNN(in_channels, num_classes, width, hidden, image_size)

@@ -161,8 +161,8 @@ def _config(config: str | Sequence[Layer]) -> list[Layer]:
     return list(config)
 
 
-@register_model
-def vgg(config: str | Sequence[Layer] = "D", batch_norm: bool = False, num_classes: int = 1000, in_channels: int = 3,
+@register_model(input_size=(3, 224, 224), min_input_size=(3, 32, 32))
+def vgg(*, config: str | Sequence[Layer] = "D", batch_norm: bool = False, num_classes: int = 1000, in_channels: int = 3,
         dropout: float = 0.5, init_weights: bool = True) -> VGG:
     """A column of Table 1 of "Very deep convolutional networks for large-scale image
     recognition" (Simonyan and Zisserman 2014): ``config`` in 'A', 'A-LRN', 'B', 'C', 'D', 'E',
@@ -170,60 +170,60 @@ def vgg(config: str | Sequence[Layer] = "D", batch_norm: bool = False, num_class
     return VGG(_config(config), batch_norm, num_classes, in_channels, dropout, init_weights=init_weights)
 
 
-@register_model
-def vgg11(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> VGG:
+@register_model(input_size=(3, 224, 224), min_input_size=(3, 32, 32))
+def vgg11(*, num_classes: int = 1000, in_channels: int = 3, **kwargs) -> VGG:
     """VGG column A (11 weight layers), 132,863,336 parameters."""
-    return vgg("A", False, num_classes, in_channels, **kwargs)
+    return vgg(config="A", batch_norm=False, num_classes=num_classes, in_channels=in_channels, **kwargs)
 
 
-@register_model
-def vgg11_bn(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> VGG:
+@register_model(input_size=(3, 224, 224), min_input_size=(3, 32, 32))
+def vgg11_bn(*, num_classes: int = 1000, in_channels: int = 3, **kwargs) -> VGG:
     """VGG column A with batch norm (torchvision's ``vgg11_bn``)."""
-    return vgg("A", True, num_classes, in_channels, **kwargs)
+    return vgg(config="A", batch_norm=True, num_classes=num_classes, in_channels=in_channels, **kwargs)
 
 
-@register_model
-def vgg13(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> VGG:
+@register_model(input_size=(3, 224, 224), min_input_size=(3, 32, 32))
+def vgg13(*, num_classes: int = 1000, in_channels: int = 3, **kwargs) -> VGG:
     """VGG column B (13 weight layers), 133,047,848 parameters."""
-    return vgg("B", False, num_classes, in_channels, **kwargs)
+    return vgg(config="B", batch_norm=False, num_classes=num_classes, in_channels=in_channels, **kwargs)
 
 
-@register_model
-def vgg13_bn(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> VGG:
+@register_model(input_size=(3, 224, 224), min_input_size=(3, 32, 32))
+def vgg13_bn(*, num_classes: int = 1000, in_channels: int = 3, **kwargs) -> VGG:
     """VGG column B with batch norm (torchvision's ``vgg13_bn``)."""
-    return vgg("B", True, num_classes, in_channels, **kwargs)
+    return vgg(config="B", batch_norm=True, num_classes=num_classes, in_channels=in_channels, **kwargs)
 
 
-@register_model
-def vgg16(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> VGG:
+@register_model(input_size=(3, 224, 224), min_input_size=(3, 32, 32))
+def vgg16(*, num_classes: int = 1000, in_channels: int = 3, **kwargs) -> VGG:
     """VGG column D (16 weight layers), 138,357,544 parameters."""
-    return vgg("D", False, num_classes, in_channels, **kwargs)
+    return vgg(config="D", batch_norm=False, num_classes=num_classes, in_channels=in_channels, **kwargs)
 
 
-@register_model
-def vgg16_bn(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> VGG:
+@register_model(input_size=(3, 224, 224), min_input_size=(3, 32, 32))
+def vgg16_bn(*, num_classes: int = 1000, in_channels: int = 3, **kwargs) -> VGG:
     """VGG column D with batch norm (torchvision's ``vgg16_bn``)."""
-    return vgg("D", True, num_classes, in_channels, **kwargs)
+    return vgg(config="D", batch_norm=True, num_classes=num_classes, in_channels=in_channels, **kwargs)
 
 
-@register_model
-def vgg19(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> VGG:
+@register_model(input_size=(3, 224, 224), min_input_size=(3, 32, 32))
+def vgg19(*, num_classes: int = 1000, in_channels: int = 3, **kwargs) -> VGG:
     """VGG column E (19 weight layers), 143,667,240 parameters."""
-    return vgg("E", False, num_classes, in_channels, **kwargs)
+    return vgg(config="E", batch_norm=False, num_classes=num_classes, in_channels=in_channels, **kwargs)
 
 
-@register_model
-def vgg19_bn(num_classes: int = 1000, in_channels: int = 3, **kwargs) -> VGG:
+@register_model(input_size=(3, 224, 224), min_input_size=(3, 32, 32))
+def vgg19_bn(*, num_classes: int = 1000, in_channels: int = 3, **kwargs) -> VGG:
     """VGG column E with batch norm (torchvision's ``vgg19_bn``)."""
-    return vgg("E", True, num_classes, in_channels, **kwargs)
+    return vgg(config="E", batch_norm=True, num_classes=num_classes, in_channels=in_channels, **kwargs)
 
 
 #: Column A's first four stages at a quarter of the width, for 28x28 digits (28 -> 14 -> 7 -> 3).
 VGG_MINI_CONFIG: list[Layer] = [16, "M", 32, "M", 64, 64, "M", 128, 128]
 
 
-@register_model
-def vgg_mini(num_classes: int = 10, in_channels: int = 1, batch_norm: bool = False, dropout: float = 0.5) -> VGG:
+@register_model(input_size=(1, 28, 28))
+def vgg_mini(*, num_classes: int = 10, in_channels: int = 1, batch_norm: bool = False, dropout: float = 0.5) -> VGG:
     """VGG narrowed for 28x28 digits: only 3x3 convolutions and 2x2 pools, column A's first
     four stages at a quarter width (:data:`VGG_MINI_CONFIG`), a 3x3 pooled map and 256 hidden
     units."""

@@ -129,8 +129,6 @@ class Xception(ConvNet):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, H, W)`` -> ``(N, 2048, ~H/32, ~W/32)`` (10x10 at 299x299)."""
-        if x.ndim != 4:
-            raise ValueError(f"expected images (N, C, H, W); got a tensor of shape {tuple(x.shape)}")
         return self.exit_flow(self.middle_flow(self.entry_flow(x)))
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
@@ -138,7 +136,7 @@ class Xception(ConvNet):
         return x if pre_logits else self.fc(x)
 
 
-@register_model
-def xception(num_classes: int = 1000, in_channels: int = 3, middle_blocks: int = 8) -> Xception:
+@register_model(input_size=(3, 299, 299), min_input_size=(3, 71, 71))
+def xception(*, num_classes: int = 1000, in_channels: int = 3, middle_blocks: int = 8) -> Xception:
     """Xception (Chollet, 2017, Fig. 5): 22,855,952 parameters with 1000 classes (Table 3)."""
     return Xception(num_classes, in_channels, middle_blocks)
