@@ -129,8 +129,6 @@ class DenseNet(ConvNet):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, H, W)`` -> ``(N, num_features, H/32, W/32)`` (after the last BN and ReLU)."""
-        if x.ndim != 4:
-            raise ValueError(f"expected images (N, C, H, W); got a tensor of shape {tuple(x.shape)}")
         return F.relu(self.features(x))
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
@@ -139,7 +137,7 @@ class DenseNet(ConvNet):
         return x if pre_logits else self.classifier(x)
 
 
-@register_model
+@register_model(input_size=(3, 224, 224), min_input_size=(3, 32, 32))
 def densenet(*, growth_rate: int = 32, block_config: Sequence[int] = (6, 12, 24, 16),
              num_init_features: int = 64, num_classes: int = 1000, in_channels: int = 3,
              drop_rate: float = 0.0) -> DenseNet:
@@ -147,14 +145,14 @@ def densenet(*, growth_rate: int = 32, block_config: Sequence[int] = (6, 12, 24,
     return DenseNet(growth_rate, tuple(block_config), num_init_features, 4, drop_rate, num_classes, in_channels)
 
 
-@register_model
+@register_model(input_size=(3, 224, 224), min_input_size=(3, 32, 32))
 def densenet121(*, num_classes: int = 1000, in_channels: int = 3, drop_rate: float = 0.0) -> DenseNet:
     """DenseNet-121 (Huang et al., 2017, Table 1): k = 32, blocks (6, 12, 24, 16); 7,978,856
     parameters, as torchvision's ``densenet121``."""
     return DenseNet(32, (6, 12, 24, 16), 64, 4, drop_rate, num_classes, in_channels)
 
 
-@register_model
+@register_model(input_size=(3, 224, 224), min_input_size=(3, 32, 32))
 def densenet169(*, num_classes: int = 1000, in_channels: int = 3, drop_rate: float = 0.0) -> DenseNet:
     """DenseNet-169 (Huang et al., 2017, Table 1): k = 32, blocks (6, 12, 32, 32), as torchvision's
     ``densenet169``."""

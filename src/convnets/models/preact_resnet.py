@@ -126,8 +126,6 @@ class PreActResNet(ConvNet):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, H, W)`` -> ``(N, num_features, ceil(H/4), ceil(W/4))`` after the final BN-ReLU."""
-        if x.ndim != 4:
-            raise ValueError(f"expected images (N, C, H, W); got a tensor of shape {tuple(x.shape)}")
         x = self.layer3(self.layer2(self.layer1(self.conv1(x))))
         return self.relu(self.bn(x))
 
@@ -136,7 +134,7 @@ class PreActResNet(ConvNet):
         return x if pre_logits else self.fc(x)
 
 
-@register_model
+@register_model(input_size=(1, 28, 28), min_input_size=(1, 8, 8))
 def preact_resnet_cifar(*, depth: int = 164, block: Literal["basic", "bottleneck"] = "bottleneck",
                         in_channels: int = 1, num_classes: int = 10, width: int = 16) -> PreActResNet:
     """Pre-activation ResNet for small images (He et al., 2016b): ``depth = 9n + 2`` with
