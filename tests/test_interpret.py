@@ -337,3 +337,21 @@ def test_deep_dream_keeps_the_photo_size_and_raises_the_layer():
         before = 0.5 * net(photo[None]).pow(2).mean()
         after = 0.5 * net(d.image).pow(2).mean()
     assert after > before
+
+
+@pytest.mark.slow
+def test_interpretation_experiment_quick():
+    """The chapter's cached experiment at a reduced size: every part is there and consistent."""
+    from convnets.experiments import interpretation
+
+    r = interpretation.run(quick=True)
+    for kind in ("lenet", "resnet"):
+        sal = r["saliency"][kind]["band2"][0]
+        assert abs(sum(sal[g]["area"] for g in ("ink", "band", "far")) - 1) < 1e-5
+        assert abs(sum(sal[g]["mass"] for g in ("ink", "band", "far")) - 1) < 1e-4
+        # erasing with black changes nothing where no square touches ink
+        assert r["occlusion"][kind]["erase"][0]["far"]["density"] < 0.2
+        assert set(r["purity"][kind][0]) == set(interpretation.LAYERS[kind])
+        assert len(r["class_models"][kind]["won"]["0.01"]) == 1
+    assert max(r["gradcam"]["cam_identity_rel_gap"]) < 1e-5
+    assert r["dream"]["energy_after"][0] > r["dream"]["energy_before"][0]
