@@ -8,8 +8,8 @@ recipe of :mod:`convnets.experiments.source_model`), seeds 0, 1, 2, all on MNIST
   in a band of background within 1 or 2 pixels of the ink, or on the far background; mass,
   area and density (mass / area) per region (:func:`convnets.attribution.region_shares`);
 - ``occlusion``: the same for the positive part of occlusion sensitivity (4x4 square, stride 2,
-  black ``fill=0`` "erasing" and gray ``fill=0.5`` as Zeiler and Fergus), on the first 200
-  test digits;
+  black ``fill=0`` "erasing" and gray ``fill=0.5`` as Zeiler and Fergus), on every 20th test
+  digit (50);
 - ``gradcam``: the same for Grad-CAM at the last convolutional stage, and the largest gap
   between Grad-CAM and the positive class activation map of ResNet-8's GAP + linear head;
 - ``purity``: for each layer, the mean share of a channel's top-9 test digits that show its
@@ -21,11 +21,17 @@ recipe of :mod:`convnets.experiments.source_model`), seeds 0, 1, 2, all on MNIST
   response of any test digit;
 - ``dream``: DeepDream on a gray photo from scikit-image with ResNet-8's ``layer2``.
 
-``python -m convnets.experiments interpretation`` writes ``results/interpretation.json``.
+``python -m convnets.experiments interpretation`` writes ``results/interpretation.json``. Trained
+models and finished phases are kept in a scratch folder under the system's temporary directory,
+so that a run stopped half-way (the shared machine's memory) resumes where it stopped.
 """
 from __future__ import annotations
 
+import json
+import os
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,6 +39,7 @@ import torch
 
 __all__ = ["SEEDS", "LAMBDAS", "train_lenet", "train_resnet8", "run"]
 
+_SCRATCH_VERSION = 1
 SEEDS = (0, 1, 2)
 LAMBDAS = (0.0, 0.01, 0.1, 1.0)
 #: the regularised class model of the chapter (Yosinski et al. 2015's priors adapted to digits)
@@ -72,6 +79,31 @@ def train_resnet8(seed: int, split, epochs: int | None = None) -> tuple[torch.nn
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
     fit(net, tr, None, epochs=epochs, optimizer=opt, scheduler=sched, device="cpu", verbose=False)
     return net.eval(), float(evaluate(net, te)["acc"])
+
+
+def _scratch(quick: bool) -> Path:
+    """A scratch folder for trained models and finished phases, so that a run that is killed
+    (a shared machine's memory) resumes where it stopped; keyed on this file's source."""
+    d = Path(tempfile.gettempdir()) / f"convnets-interpretation-v{_SCRATCH_VERSION}{'-quick' if quick else ''}"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _phase(scratch: Path, name: str, fn):
+    """The result of ``fn()``, cached as JSON in ``scratch``."""
+    f = scratch / f"{name}.json"
+    if f.is_file():
+        return json.loads(f.read_text())
+    out = fn()
+    tmp = f.with_suffix(".tmp")
+    tmp.write_text(json.dumps(out))
+    os.replace(tmp, f)
+    return out
+
+
+def _batched(fn, X, *args, n: int = 250):
+    """``fn(X[i:i+n], *[a[i:i+n] ...])`` concatenated: bounds the memory of backward passes."""
+    return torch.cat([fn(X[i : i + n], *(a[i : i + n] for a in args)) for i in range(0, len(X), n)])
 
 
 def _shares(maps: torch.Tensor, X: torch.Tensor, band: int) -> dict[str, dict[str, float]]:
@@ -116,47 +148,66 @@ def run(quick: bool = False) -> dict[str, Any]:
     from .. import attribution as A
     from .. import interpret as I
     from ..data import mnist5k, photos
+    from ..models import lenet5
+    from .source_model import build_source_model
 
-    t_start = time.perf_counter()
     split = mnist5k()
     X, y = split.X_test, split.y_test
     seeds = SEEDS[:1] if quick else SEEDS
-    n_occ = 20 if quick else 200
+    n_occ = 20 if quick else 50
+    occ_idx = torch.arange(0, len(X), len(X) // n_occ)[:n_occ]  # every 20th test digit
     steps = 20 if quick else 200
     nets: dict[str, dict[int, torch.nn.Module]] = {"lenet": {}, "resnet": {}}
     res: dict[str, Any] = {"seeds": list(seeds), "lambdas": list(LAMBDAS), "models": {}, "saliency": {},
                            "occlusion": {}, "gradcam": {}, "purity": {}, "class_models": {}, "actmax": {},
                            "seconds": {}}
-    t0 = time.perf_counter()
+    scratch = _scratch(quick)
+    train_seconds = 0.0
     for kind, trainer in (("lenet", train_lenet), ("resnet", train_resnet8)):
         accs = []
         for s in seeds:
-            net, acc = trainer(s, split, epochs=1) if quick else trainer(s, split)
-            nets[kind][s] = net
+            f = scratch / f"{kind}-{s}.pt"
+            if f.is_file():
+                blob = torch.load(f, weights_only=True)
+                net = lenet5(image_size=28) if kind == "lenet" else build_source_model()
+                net.load_state_dict(blob["state"])
+                acc = blob["acc"]
+            else:
+                t = time.perf_counter()
+                net, acc = trainer(s, split, epochs=1) if quick else trainer(s, split)
+                torch.save({"state": net.state_dict(), "acc": acc, "seconds": time.perf_counter() - t}, f)
+                blob = torch.load(f, weights_only=True)
+            train_seconds += blob["seconds"]
+            nets[kind][s] = net.eval()
             accs.append(acc)
         res["models"][kind] = {"test_acc": accs}
-    res["seconds"]["train"] = time.perf_counter() - t0
+    res["seconds"]["train"] = train_seconds
 
     t0 = time.perf_counter()
+
+    def maps(kind: str, s: int, net) -> dict:
+        t = time.perf_counter()
+        out: dict[str, Any] = {}
+        m = _batched(lambda a, b: I.saliency(net, a, b), X, y)
+        out["saliency"] = {f"band{b}": _shares(m, X, b) for b in (1, 2)}
+        out["occlusion"] = {}
+        for name, fill in (("erase", 0.0), ("gray", 0.5)):
+            o = A.occlusion(net, X[occ_idx], y[occ_idx], window=4, stride=2, fill=fill)
+            out["occlusion"][name] = _shares(o.clamp_min(0), X[occ_idx], 2) | {
+                "positive_share": float(o.clamp_min(0).sum() / o.abs().sum())}
+        g = _batched(lambda a, b: A.grad_cam(net, a, CAM_LAYER[kind], b), X, y)
+        out["gradcam"] = _shares(g, X, 2) | {"zero_maps": int((g.flatten(1).sum(1) == 0).sum())}
+        out["purity"] = _purity(net, LAYERS[kind], X, y)
+        out["seconds"] = time.perf_counter() - t
+        return out
+
     for kind, by_seed in nets.items():
-        sal = {f"band{b}": [] for b in (1, 2)}
-        occ = {"erase": [], "gray": []}
-        cam, pur = [], []
-        for s, net in by_seed.items():
-            m = I.saliency(net, X, y)
-            for b in (1, 2):
-                sal[f"band{b}"].append(_shares(m, X, b))
-            for name, fill in (("erase", 0.0), ("gray", 0.5)):
-                o = A.occlusion(net, X[:n_occ], y[:n_occ], window=4, stride=2, fill=fill)
-                occ[name].append(_shares(o.clamp_min(0), X[:n_occ], 2) | {
-                    "positive_share": float(o.clamp_min(0).sum() / o.abs().sum())})
-            g = A.grad_cam(net, X, CAM_LAYER[kind], y)
-            cam.append(_shares(g, X, 2) | {"zero_maps": int((g.flatten(1).sum(1) == 0).sum())})
-            pur.append(_purity(net, LAYERS[kind], X, y))
-        res["saliency"][kind] = sal
-        res["occlusion"][kind] = occ
-        res["gradcam"][kind] = cam
-        res["purity"][kind] = pur
+        per = [_phase(scratch, f"maps-{kind}-{s}", lambda: maps(kind, s, net)) for s, net in by_seed.items()]
+        res["saliency"][kind] = {f"band{b}": [p["saliency"][f"band{b}"] for p in per] for b in (1, 2)}
+        res["occlusion"][kind] = {f: [p["occlusion"][f] for p in per] for f in ("erase", "gray")}
+        res["gradcam"][kind] = [p["gradcam"] for p in per]
+        res["purity"][kind] = [p["purity"] for p in per]
+        res["seconds"]["maps"] = res["seconds"].get("maps", 0.0) + sum(p["seconds"] for p in per)
     # the identity Grad-CAM = ReLU(CAM) / (h w) for ResNet-8's GAP + linear head
     gaps = []
     for net in nets["resnet"].values():
@@ -164,42 +215,43 @@ def run(quick: bool = False) -> dict[str, Any]:
         g = A.grad_cam(net, X[:100], "layer3", y[:100], upsample=False)
         gaps.append(float((g - c.clamp_min(0) / c[0].numel()).abs().max() / c.abs().max()))
     res["gradcam"]["cam_identity_rel_gap"] = gaps
-    res["seconds"]["maps"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
     digits = list(range(10))
-    for kind, by_seed in nets.items():
-        cm: dict[str, Any] = {"won": {str(l): [] for l in LAMBDAS}, "norm": {str(l): [] for l in LAMBDAS},
-                              "score_S": [], "score_other": [], "soft_S": [], "soft_other": [],
-                              "plain_by_others": [], "regularised_by_others": [],
-                              "plain_by_other_kind": [], "regularised_by_other_kind": []}
-        images = {}
-        for s, net in by_seed.items():
-            for lam in LAMBDAS:
-                r = I.class_model(net, digits, (1, 28, 28), steps=steps, lr=0.1, l2=lam)
-                cm["won"][str(lam)].append(int((r.logits.argmax(1) == torch.arange(10)).sum()))
-                cm["norm"][str(lam)].append(float(np.mean(r.norms[-1])))
-                if lam == PLAIN["l2"]:
-                    S = r.logits.diag()
-                    cm["score_S"].append(float(S.mean()))
-                    cm["score_other"].append(float(((r.logits.sum(1) - S) / 9).mean()))
-                    images["plain", s] = r.image
-            r = I.class_model(net, digits, (1, 28, 28), steps=steps, lr=0.1, l2=PLAIN["l2"], objective="log_softmax")
-            S = r.logits.diag()
-            cm["soft_S"].append(float(S.mean()))
-            cm["soft_other"].append(float(((r.logits.sum(1) - S) / 9).mean()))
-            images["regularised", s] = I.class_model(net, digits, (1, 28, 28), seed=s,
-                                                     **(REGULARISED | {"steps": steps})).image
-        res["class_models"][kind] = cm
-        res["class_models"].setdefault("_images", {})[kind] = images
-    # recognised by independently trained networks: the other seeds of the same architecture
-    # (same kind) and every seed of the other architecture
+
+    def class_models(net, s: int) -> dict:
+        t = time.perf_counter()
+        out: dict[str, Any] = {"won": {}, "norm": {}}
+        for lam in LAMBDAS:
+            r = I.class_model(net, digits, (1, 28, 28), steps=steps, lr=0.1, l2=lam)
+            out["won"][str(lam)] = int((r.logits.argmax(1) == torch.arange(10)).sum())
+            out["norm"][str(lam)] = float(np.mean(r.norms[-1]))
+            if lam == PLAIN["l2"]:
+                S = r.logits.diag()
+                out["score_S"], out["score_other"] = float(S.mean()), float(((r.logits.sum(1) - S) / 9).mean())
+                out["plain"] = r.image.tolist()
+        r = I.class_model(net, digits, (1, 28, 28), steps=steps, lr=0.1, l2=PLAIN["l2"], objective="log_softmax")
+        S = r.logits.diag()
+        out["soft_S"], out["soft_other"] = float(S.mean()), float(((r.logits.sum(1) - S) / 9).mean())
+        out["soft_won"] = int((r.logits.argmax(1) == torch.arange(10)).sum())
+        out["regularised"] = I.class_model(net, digits, (1, 28, 28), seed=s, **(REGULARISED | {"steps": steps})).image.tolist()
+        out["seconds"] = time.perf_counter() - t
+        return out
+
+    cms = {kind: {s: _phase(scratch, f"cm-{kind}-{s}", lambda: class_models(net, s)) for s, net in by_seed.items()}
+           for kind, by_seed in nets.items()}
     for kind in nets:
-        cm = res["class_models"][kind]
+        per = [cms[kind][s] for s in seeds]
+        cm: dict[str, Any] = {"won": {str(l): [p["won"][str(l)] for p in per] for l in LAMBDAS},
+                              "norm": {str(l): [p["norm"][str(l)] for p in per] for l in LAMBDAS}}
+        for key in ("score_S", "score_other", "soft_S", "soft_other", "soft_won"):
+            cm[key] = [p[key] for p in per]
+        # recognised by independently trained networks: the other seeds of the same architecture
+        # and every seed of the other architecture
         other = "resnet" if kind == "lenet" else "lenet"
-        for s in seeds:
-            for style in ("plain", "regularised"):
-                img = res["class_models"]["_images"][kind][style, s]
+        for style in ("plain", "regularised"):
+            cm[f"{style}_by_others"], cm[f"{style}_by_other_kind"] = [], []
+            for s in seeds:
+                img = torch.tensor(cms[kind][s][style])
                 with torch.no_grad():
                     same = [int((n(img).argmax(1) == torch.arange(10)).sum())
                             for s2, n in nets[kind].items() if s2 != s]
@@ -207,24 +259,25 @@ def run(quick: bool = False) -> dict[str, Any]:
                 if same:
                     cm[f"{style}_by_others"].append(float(np.mean(same)))
                 cm[f"{style}_by_other_kind"].append(float(np.mean(cross)))
-    del res["class_models"]["_images"]
-    res["seconds"]["class_models"] = time.perf_counter() - t0
+        res["class_models"][kind] = cm
+    res["seconds"]["class_models"] = sum(cms[k][s]["seconds"] for k in cms for s in cms[k])
 
-    t0 = time.perf_counter()
+    def actmax(kind: str, net, s: int) -> dict:
+        t = time.perf_counter()
+        best = _layer_means(net, ACT_LAYER[kind], X).max(0).values  # (K,)
+        r = I.activation_maximization(net, ACT_LAYER[kind], list(range(len(best))), (1, 28, 28),
+                                      steps=steps // 2, lr=0.05, jitter=1, clip=(0.0, 1.0), seed=s)
+        syn = torch.tensor(r.activation[-1])
+        return {"synthetic": float(syn.mean()), "best_digit": float(best.mean()),
+                "beats": float((syn > best).float().mean()),
+                "ratio_median": float((syn / best.clamp_min(1e-6)).median()), "seconds": time.perf_counter() - t}
+
     for kind, by_seed in nets.items():
-        am = {"synthetic": [], "best_digit": [], "beats": [], "ratio_median": []}
-        for s, net in by_seed.items():
-            best = _layer_means(net, ACT_LAYER[kind], X).max(0).values  # (K,)
-            K = len(best)
-            r = I.activation_maximization(net, ACT_LAYER[kind], list(range(K)), (1, 28, 28), steps=steps // 2,
-                                          lr=0.05, jitter=1, clip=(0.0, 1.0), seed=s)
-            syn = torch.tensor(r.activation[-1])
-            am["synthetic"].append(float(syn.mean()))
-            am["best_digit"].append(float(best.mean()))
-            am["beats"].append(float((syn > best).float().mean()))
-            am["ratio_median"].append(float((syn / best.clamp_min(1e-6)).median()))
-        res["actmax"][kind] = am
+        per = [_phase(scratch, f"am-{kind}-{s}", lambda: actmax(kind, net, s)) for s, net in by_seed.items()]
+        res["actmax"][kind] = {k: [p[k] for p in per] for k in ("synthetic", "best_digit", "beats", "ratio_median")}
+        res["seconds"]["actmax"] = res["seconds"].get("actmax", 0.0) + sum(p["seconds"] for p in per)
     # DeepDream on the astronaut photo, gray, 128 px, ResNet-8's layer2
+    t0 = time.perf_counter()
     photo = photos(["astronaut"], size=128)["astronaut"].mean(0, keepdim=True)
     dream = {"energy_before": [], "energy_after": [], "mean_abs_change": []}
     for s, net in nets["resnet"].items():
@@ -241,8 +294,9 @@ def run(quick: bool = False) -> dict[str, Any]:
         dream["energy_after"].append(e1)
         dream["mean_abs_change"].append(float((d.image[0] - photo).abs().mean()))
     res["dream"] = dream
-    res["seconds"]["synthesis"] = time.perf_counter() - t0
-    res["seconds"]["total"] = time.perf_counter() - t_start
+    res["seconds"]["dream"] = time.perf_counter() - t0
+    # the sum of the phases' own times (a resumed run counts each phase once)
+    res["seconds"]["total"] = sum(v for k, v in res["seconds"].items() if k != "total")
     res["torch"] = str(torch.__version__)
     res["quick"] = quick
     return res
