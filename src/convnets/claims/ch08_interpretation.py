@@ -1,6 +1,6 @@
 """Claims of the chapter "What convolutional networks learn" (``book/08-interpretation.md``), on
-the cached results of :mod:`convnets.experiments.interpretation` (three seeds of LeNet-5 and of
-ResNet-8 on MNIST 5k)."""
+the cached results of :mod:`convnets.experiments.interpretation` (three seeds of LeNet-5, one of
+ResNet-8, on MNIST 5k)."""
 from __future__ import annotations
 
 from . import Outcome, Stat, claim, results, verdict_from
@@ -15,7 +15,7 @@ def _region(r: dict, kind: str, region: str, what: str = "density") -> Stat:
 
 
 @claim("08", "saliency-band", "Per unit area, the saliency is densest in the band of background "
-       "within 2 pixels of the strokes: for every seed of both networks the band's density is above "
+       "within 2 pixels of the strokes: for every LeNet-5 seed and for ResNet-8 the band's density is above "
        "the ink's and above the far background's.", uses=(R,))
 def _():
     res = results(R)
@@ -51,7 +51,7 @@ def _():
 
 
 @claim("08", "occlusion-erase", "Erasing with a black square, occlusion sensitivity lies on the "
-       "strokes: its density on the ink is above 2 for every seed of both networks, and on the far "
+       "strokes: its density on the ink is above 2 for every LeNet-5 seed and for ResNet-8, and on the far "
        "background below 0.1.", uses=(R,))
 def _():
     res = results(R)
@@ -62,13 +62,14 @@ def _():
         ok &= ink.min > 2 and far.max < 0.1
         parts.append(f"{name}: ink {ink}, band {band}, far {far}")
         vals.update({f"{kind}_ink": ink.mean, f"{kind}_band": band.mean, f"{kind}_far": far.mean,
-                     f"{kind}_ink_mass": 100 * _region(r, kind, "ink", "mass").mean})
+                     f"{kind}_ink_mass": 100 * _region(r, kind, "ink", "mass").mean,
+                     "ink_area": 100 * _region(r, kind, "ink", "area").mean})
     return Outcome(ok, "; ".join(parts), values=vals)
 
 
 @claim("08", "occlusion-gray", "With Zeiler and Fergus's gray square, the score falls most where "
-       "the square lands next to the strokes: the band's density is above the ink's for every seed "
-       "of both networks.", uses=(R,))
+       "the square lands next to the strokes: the band's density is above the ink's for every LeNet-5 "
+       "seed and for ResNet-8.", uses=(R,))
 def _():
     res = results(R)
     ok, parts, vals = True, [], {}
@@ -81,25 +82,28 @@ def _():
     return Outcome(ok, "; ".join(parts), values=vals)
 
 
-@claim("08", "gradcam-strokes", "Grad-CAM at the last convolutional stage puts more than its share "
-       "on the digit and its surroundings: for every seed of both networks, the density on the ink "
-       "and on the band is above 1 and on the far background below 1.", uses=(R,))
+@claim("08", "gradcam-strokes", "Grad-CAM at ResNet-8's last stage puts more than its share on the "
+       "digit and its surroundings (density on the ink and on the band above 1, on the far background "
+       "below 1); LeNet-5's, at C3 under a fully connected head, does not: its far background's density "
+       "is above 1 in every seed.", uses=(R,))
 def _():
     res = results(R)
-    ok, parts, vals = True, [], {}
+    parts, vals = [], {}
+    st = {}
     for kind, name in NETS.items():
         r = res["gradcam"][kind]
-        ink, band, far = (_region(r, kind, g) for g in ("ink", "band", "far"))
-        ok &= ink.min > 1 and band.min > 1 and far.max < 1
+        st[kind] = ink, band, far = tuple(_region(r, kind, g) for g in ("ink", "band", "far"))
         parts.append(f"{name}: ink {ink}, band {band}, far {far}")
         vals.update({f"{kind}_ink": ink.mean, f"{kind}_band": band.mean, f"{kind}_far": far.mean,
                      f"{kind}_far_mass": 100 * _region(r, kind, "far", "mass").mean})
+    ink, band, far = st["resnet"]
+    ok = ink.min > 1 and band.min > 1 and far.max < 1 and st["lenet"][2].min > 1
     return Outcome(ok, "; ".join(parts), values=vals)
 
 
 @claim("08", "patch-purity", "The deeper the layer, the more a channel's top-9 test digits show one "
-       "digit: in every seed, ResNet-8's layer3 is above its conv1 by more than 0.2, and LeNet-5's "
-       "C3 above its C1.", uses=(R,))
+       "digit: ResNet-8's layer3 is above its conv1 by more than 0.2, and in every seed LeNet-5's "
+       "C3 is above its C1.", uses=(R,))
 def _():
     res = results(R)["purity"]
     rl = {k: Stat([s[k] for s in res["resnet"]], ".2f") for k in ("conv1", "layer1", "layer2", "layer3")}
@@ -111,7 +115,7 @@ def _():
 
 
 @claim("08", "class-model-lambda", "Every class model wins its own digit at every lambda, and a "
-       "larger lambda gives a smaller image, for every seed of both networks.", uses=(R,))
+       "larger lambda gives a smaller image, for every LeNet-5 seed and for ResNet-8.", uses=(R,))
 def _():
     res = results(R)
     lams = [str(l) for l in res["lambdas"]]
@@ -133,7 +137,7 @@ def _margin_share(S: float, other: float) -> float:
 
 
 @claim("08", "softmax-vs-score", "Maximising the log-softmax instead of the score, the images also "
-       "win, but the target score stops far lower, for every seed of both networks.",
+       "win, but the target score stops lower, for every LeNet-5 seed and for ResNet-8.",
        uses=(R,), paper="maximise the unnormalised S_c(I) − λ‖I‖² from the zero image; the softmax is "
        "avoided because it can rise by lowering the other classes (Simonyan et al. 2013)",
        expect="partly")
@@ -145,9 +149,9 @@ def _():
         S, So = Stat(cm["score_S"], ".1f"), Stat(cm["soft_S"], ".1f")
         sh_score = [_margin_share(s, o) for s, o in zip(cm["score_S"], cm["score_other"])]
         sh_soft = [_margin_share(s, o) for s, o in zip(cm["soft_S"], cm["soft_other"])]
-        lower &= S.min > So.max
+        lower &= S.min > So.max and min(cm["soft_won"]) == 10
         others_share &= all(a > b + 0.1 for a, b in zip(sh_soft, sh_score))
-        parts.append(f"{name}: S_c {S} (score) vs {So} (log-softmax); share of the margin from lowering "
+        parts.append(f"{name}: log-softmax images won {min(cm['soft_won'])}-{max(cm['soft_won'])}/10; S_c {S} (score) vs {So} (log-softmax); share of the margin from lowering "
                      f"the others {Stat(sh_score, '.2f').mean:.2f} vs {Stat(sh_soft, '.2f').mean:.2f}")
         vals.update({f"{kind}_S": S.mean, f"{kind}_soft_S": So.mean, f"{kind}_share_score": 100 * Stat(sh_score).mean,
                      f"{kind}_share_soft": 100 * Stat(sh_soft).mean})
@@ -156,45 +160,59 @@ def _():
     return Outcome(True, "; ".join(parts), values=vals, verdict=verdict_from(lower and others_share, lower))
 
 
-@claim("08", "regularised-recognised", "Class models made with the regularisers (jitter, blur, pixels "
-       "clipped to [0, 1]) are recognised by independently trained networks more often than plain ones.",
+@claim("08", "regularised-recognised", "ResNet-8's class models made with the regularisers (jitter, "
+       "blur, pixels clipped to [0, 1]) are recognised by the LeNet-5 networks more often than its plain "
+       "ones; LeNet-5's class models are recognised by the other LeNet-5 seeds with or without them, and "
+       "by ResNet-8 hardly more than by chance either way.",
        uses=(R,), paper="L2 decay, Gaussian blur and clipping of small-norm and small-contribution pixels "
-       "give more recognisable, more interpretable images (Yosinski et al. 2015)", expect="reproduced")
+       "give more recognisable, more interpretable images (Yosinski et al. 2015)", expect="partly")
 def _():
     res = results(R)
     parts, vals, full, partial = [], {}, True, False
     for kind, name in NETS.items():
         cm = res["class_models"][kind]
         for who, key in (("the other seeds", "by_others"), ("the other architecture", "by_other_kind")):
+            if not cm[f"plain_{key}"]:
+                continue  # one seed only: no other seed to judge
             p, r = Stat(cm[f"plain_{key}"], ".1f"), Stat(cm[f"regularised_{key}"], ".1f")
-            full &= r.mean > p.mean + 1
-            partial |= r.mean > p.mean
+            full &= r.mean > p.mean + 1 or p.min == 10  # nothing to gain above 10 of 10
+            partial |= r.mean > p.mean + 1
             parts.append(f"{name}'s images judged by {who}: plain {p}, regularised {r} of 10")
             vals[f"{kind}_{key}_plain"], vals[f"{kind}_{key}_reg"] = p.mean, r.mean
-    return Outcome(True, "; ".join(parts), values=vals, verdict=verdict_from(full, partial))
+    cm_l, cm_r = res["class_models"]["lenet"], res["class_models"]["resnet"]
+    # the sentence itself: ResNet-8's images gain; LeNet-5's are read by LeNet-5 either way and by
+    # ResNet-8 at most 3 of 10 either way
+    text_ok = (Stat(cm_r["regularised_by_other_kind"]).mean > Stat(cm_r["plain_by_other_kind"]).mean + 1
+               and min(cm_l["plain_by_others"] + cm_l["regularised_by_others"]) >= 9
+               and max(cm_l["plain_by_other_kind"] + cm_l["regularised_by_other_kind"]) <= 3)
+    verdict = verdict_from(full, partial) if text_ok else "not reproduced here"
+    return Outcome(True, "; ".join(parts), values=vals, verdict=verdict)
 
 
-@claim("08", "actmax-beats-digits", "Activation maximisation from gray noise excites nearly every "
-       "channel of the last stage more than the strongest of the 1,000 test digits does.", uses=(R,))
+@claim("08", "actmax-beats-digits", "Activation maximisation from gray noise excites every channel "
+       "of LeNet-5's C3 (every seed) and most channels of ResNet-8's layer3 more than the strongest of the "
+       "1,000 test digits does.", uses=(R,))
 def _():
     res = results(R)["actmax"]
-    ok, parts, vals = True, [], {}
+    parts, vals = [], {}
+    b = {}
     for kind, name in NETS.items():
-        b = Stat(res[kind]["beats"], ".2f")
+        b[kind] = Stat(res[kind]["beats"], ".2f")
         ratio = Stat(res[kind]["ratio_median"], ".1f")
-        ok &= b.min >= 0.9
-        parts.append(f"{name}: share of channels beaten {b}, median ratio synthetic / best digit {ratio}")
-        vals[f"{kind}_beats"], vals[f"{kind}_ratio"] = 100 * b.mean, ratio.mean
+        parts.append(f"{name}: share of channels beaten {b[kind]}, median ratio synthetic / best digit {ratio}")
+        vals[f"{kind}_beats"], vals[f"{kind}_ratio"] = 100 * b[kind].mean, ratio.mean
+    ok = b["lenet"].min == 1.0 and b["resnet"].min > 0.5
     return Outcome(ok, "; ".join(parts), values=vals)
 
 
-@claim("08", "dream", "DeepDream on the gray astronaut photo raises the mean squared response of "
-       "ResNet-8's layer2 at least twofold while changing a pixel by less than 0.15 on average.", uses=(R,))
+@claim("08", "dream", "DeepDream on the gray astronaut photo (3 octaves of 10 steps) raises the mean "
+       "squared response of ResNet-8's layer2 at least twofold, changing a pixel by less than a quarter "
+       "of the gray range on average.", uses=(R,))
 def _():
     d = results(R)["dream"]
     gain = Stat([a / b for a, b in zip(d["energy_after"], d["energy_before"])], ".1f")
     change = Stat(d["mean_abs_change"], ".3f")
-    return Outcome(gain.min >= 2 and change.max < 0.15, f"gain {gain}, mean |change| {change}",
+    return Outcome(gain.min >= 2 and change.max < 0.25, f"gain {gain}, mean |change| {change}",
                    values={"gain": gain.mean, "change": change.mean})
 
 
@@ -221,5 +239,5 @@ def _():
     first = Stat([s["conv1"] for s in res], ".2f")
     full = monotone and top.min > 0.5
     return Outcome(True, f"ResNet-8 share of one digit among the top 9: conv1 {first} → layer3 {top}"
-                   f" ({'rising at every stage' if monotone else 'not rising at every stage'} in every seed)",
+                   f" ({'rising at every stage' if monotone else 'not rising at every stage'} in every ResNet-8 run)",
                    verdict=verdict_from(full, top.mean > first.mean))
