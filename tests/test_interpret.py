@@ -274,3 +274,84 @@ def test_class_model_batch_of_targets_equals_single_runs():
         one = I.class_model(net, t, (1, 12, 12), steps=15, lr=0.5, l2=0.1)
         torch.testing.assert_close(both.image[n], one.image)
         assert abs(both.scores[-1][n] - one.scores[-1]) < 1e-4
+
+
+# ---- activation maximisation and DeepDream (additions for chapter 8) ----
+
+def _one_conv(seed: int = 0) -> nn.Sequential:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(1, 2, 3), nn.Identity()).eval()
+
+
+def test_activation_maximization_converges_to_the_closed_form():
+    """For one linear convolution the objective mean_ij A_c,ij(x) - l2 ||x||^2 is a concave
+    quadratic: its maximiser is g / (2 l2), g the sum of the kernel over the positions that
+    cover each pixel divided by the number of positions (computed here by a loop)."""
+    net = _one_conv()
+    w = net[0].weight.detach()[1, 0]  # channel 1, (3, 3)
+    H = 6
+    g = torch.zeros(H, H)
+    for i in range(H - 2):
+        for j in range(H - 2):
+            g[i : i + 3, j : j + 3] += w
+    g /= (H - 2) ** 2
+    l2 = 0.5
+    r = I.activation_maximization(net, "0", 1, (1, H, H), steps=300, lr=0.4, l2=l2, init="zeros",
+                                  normalize_grad=False)
+    torch.testing.assert_close(r.image[0, 0], g / (2 * l2), atol=1e-5, rtol=1e-4)
+    assert r.objective[-1][0] > r.objective[0][0]
+
+
+def test_activation_maximization_channels_layer_and_regularisers():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 3, 3, padding=1)).eval()
+    x0 = torch.rand(1, 10, 10, generator=torch.Generator().manual_seed(7))
+    kw = dict(steps=30, lr=0.05, jitter=1, blur_sigma=0.5, clip=(0.0, 1.0), seed=1, init=x0)
+    r = I.activation_maximization(net, "2", [0, 2], (1, 10, 10), **kw)
+    assert r.image.shape == (2, 1, 10, 10)
+    assert 0.0 <= r.image.min() and r.image.max() <= 1.0
+    assert all(r.activation[-1][n] > r.activation[0][n] for n in range(2))
+    again = I.activation_maximization(net, "2", [0, 2], (1, 10, 10), **kw)
+    torch.testing.assert_close(r.image, again.image)
+    # one channel alone gives the same image as its row of the batch (images are independent)
+    one = I.activation_maximization(net, "2", 2, (1, 10, 10), **kw)
+    torch.testing.assert_close(one.image[0], r.image[1])
+    # the layer objective, mean A^2 / 2, checked at the start against a direct computation
+    lay = I.activation_maximization(net, "2", None, (1, 10, 10), steps=5, lr=0.05)
+    x0 = 0.4 + 0.2 * torch.rand(1, 1, 10, 10, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert abs(lay.activation[0][0] - 0.5 * net(x0).pow(2).mean().item()) < 1e-5
+    assert lay.activation[-1][0] > lay.activation[0][0]
+    with pytest.raises(ValueError):
+        I.activation_maximization(net, "2", 5, (1, 10, 10), steps=1)
+
+
+def test_deep_dream_keeps_the_photo_size_and_raises_the_layer():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU()).eval()
+    photo = torch.rand(1, 30, 40, generator=torch.Generator().manual_seed(2))
+    d = I.deep_dream(net, "3", photo, octaves=2, steps=5, lr=0.05)
+    assert d.image.shape == (1, 1, 30, 40)
+    assert 0.0 <= d.image.min() and d.image.max() <= 1.0
+    with torch.no_grad():
+        before = 0.5 * net(photo[None]).pow(2).mean()
+        after = 0.5 * net(d.image).pow(2).mean()
+    assert after > before
+
+
+@pytest.mark.slow
+def test_interpretation_experiment_quick():
+    """The chapter's cached experiment at a reduced size: every part is there and consistent."""
+    from convnets.experiments import interpretation
+
+    r = interpretation.run(quick=True)
+    for kind in ("lenet", "resnet"):
+        sal = r["saliency"][kind]["band2"][0]
+        assert abs(sum(sal[g]["area"] for g in ("ink", "band", "far")) - 1) < 1e-5
+        assert abs(sum(sal[g]["mass"] for g in ("ink", "band", "far")) - 1) < 1e-4
+        # erasing with black changes nothing where no square touches ink
+        assert r["occlusion"][kind]["erase"][0]["far"]["density"] < 0.2
+        assert set(r["purity"][kind][0]) == set(interpretation.LAYERS[kind])
+        assert len(r["class_models"][kind]["won"]["0.01"]) == 1
+    assert max(r["gradcam"]["cam_identity_rel_gap"]) < 1e-5
+    assert r["dream"]["energy_after"][0] > r["dream"]["energy_before"][0]

@@ -398,3 +398,189 @@ def saliency(model: nn.Module, x: torch.Tensor, target: int | torch.Tensor | Non
         (grad,) = torch.autograd.grad(logits.gather(1, t[:, None]).sum(), X)
     s = grad.abs().amax(1)
     return s[0] if single else s
+
+
+# --------------------------------------------------------------------------------------------
+# Activation maximisation of a channel or a layer; DeepDream on a photo
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class ActivationMax:
+    """The result of :func:`activation_maximization` (and :func:`deep_dream`).
+
+    ``image``: the optimised input(s), ``(N, C, H, W)`` (CPU, float32), one per channel asked
+    for (one for the whole layer); ``objective``: the objective of each image before each step
+    and after the last (``steps + 1`` lists of ``N`` values); ``activation``: the objective's
+    activation term alone (the channel's mean response, or the layer's mean squared response)
+    at the same moments.
+    """
+
+    image: torch.Tensor
+    objective: list
+    activation: list
+    settings: dict = field(default_factory=dict)
+
+
+def _grab_layer(model: nn.Module, layer: str | nn.Module):
+    module = model.get_submodule(layer) if isinstance(layer, str) else layer
+    got: dict[str, torch.Tensor] = {}
+
+    def hook(_m, _inp, out):
+        got["a"] = out
+        return out.clone()  # the rest of the network may work in place on its copy
+
+    return module, got, hook
+
+
+def activation_maximization(
+    model: nn.Module,
+    layer: str | nn.Module,
+    channel: int | Sequence[int] | None = None,
+    image_shape: Sequence[int] = (1, 28, 28),
+    steps: int = 200,
+    lr: float = 0.05,
+    l2: float = 0.0,
+    init: str | torch.Tensor = "noise",
+    normalize_grad: bool = True,
+    jitter: int = 0,
+    blur_sigma: float = 0.0,
+    blur_every: int = 4,
+    clip: tuple[float, float] | None = None,
+    seed: int = 0,
+) -> ActivationMax:
+    """The input that excites a channel of ``layer`` (or the whole layer) most: gradient ascent
+    on the image (Erhan et al. 2009; Yosinski et al. 2015; with ``channel=None``, the DeepDream
+    objective of Mordvintsev et al. 2015).
+
+    The activation term is the mean over positions of channel ``c`` of ``layer``'s output
+    ``A (N, K, h, w)``, ``mean_ij A_c,ij(x)``, or, for ``channel=None``, half the mean square of the
+    whole output, ``mean A(x)^2 / 2``, whose gradient is ``A`` itself: "amplify whatever the
+    layer already sees". The objective subtracts ``l2 * ||x||_2^2``. A list of channels optimises
+    one image per channel in one batch.
+
+    Each step is ``x <- x + lr * g`` with ``g`` the objective's gradient, divided by its mean
+    absolute value per image when ``normalize_grad`` (so ``lr`` is a step in pixel units whatever
+    the layer's scale), then the optional regularisers: ``jitter`` (a random shift of up to that
+    many pixels before the forward pass), ``blur_sigma`` every ``blur_every`` steps, ``clip`` to a
+    value range. ``init``: ``"noise"`` (seeded, uniform in [0.4, 0.6]: a gray image with a little
+    noise), ``"zeros"``, or a tensor ``(C, H, W)`` / ``(N, C, H, W)`` such as a photo. The model runs
+    in eval mode (restored after) on its device; the returned image is on the CPU.
+    """
+    if not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be a non-negative integer; got {steps!r}")
+    if l2 < 0:
+        raise ValueError(f"l2 must be non-negative; got {l2}")
+    single_layer = channel is None
+    chans = [] if single_layer else ([channel] if isinstance(channel, int) else [int(c) for c in channel])
+    n = 1 if single_layer else len(chans)
+    if not single_layer and (n == 0 or min(chans) < 0):
+        raise ValueError(f"channel must be a channel index (int >= 0), a list of them, or None; got {channel!r}")
+    dev = model_device(model)
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    if isinstance(init, torch.Tensor):
+        x = init.detach().float().clone()
+        if x.ndim == 3:
+            x = x[None]
+        if x.ndim != 4 or len(x) not in (1, n):
+            raise ValueError(f"init must be (C, H, W) or ({n}, C, H, W); got {tuple(init.shape)}")
+        x = x.expand(n, *x.shape[1:]).clone()
+    elif init == "noise":
+        x = 0.4 + 0.2 * torch.rand(n, *(int(s) for s in image_shape), generator=g)
+    elif init == "zeros":
+        x = torch.zeros(n, *(int(s) for s in image_shape))
+    else:
+        raise ValueError(f"init must be 'noise', 'zeros' or a tensor; got {init!r}")
+    x = x.to(dev)
+    module, got, hook = _grab_layer(model, layer)
+    handle = module.register_forward_hook(hook)
+    objs, acts = [], []
+    with eval_mode(model):
+        try:
+            for step in range(steps + 1):
+                x_var = x.detach().requires_grad_(True)
+                img = x_var
+                if jitter and step < steps:
+                    dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=g))
+                    img = torch.roll(x_var, shifts=(dy, dx), dims=(2, 3))
+                with torch.enable_grad():
+                    model(img)
+                    a = got.pop("a")
+                    if a.ndim != 4:
+                        raise ValueError("the layer must output a feature map (N, K, h, w)")
+                    if single_layer:
+                        act = 0.5 * a.pow(2).flatten(1).mean(1)
+                    else:
+                        if max(chans) >= a.shape[1]:
+                            raise ValueError(f"channel must lie in 0..{a.shape[1] - 1}; got {channel!r}")
+                        idx = torch.tensor(chans, device=a.device)
+                        act = a[torch.arange(n, device=a.device), idx].flatten(1).mean(1)
+                    obj = act - l2 * x_var.pow(2).flatten(1).sum(1)
+                objs.append(obj.detach().cpu().tolist())
+                acts.append(act.detach().cpu().tolist())
+                if step == steps:
+                    break
+                (grad,) = torch.autograd.grad(obj.sum(), x_var)
+                with torch.no_grad():
+                    if normalize_grad:
+                        grad = grad / grad.abs().flatten(1).mean(1).clamp_min(1e-12).view(-1, 1, 1, 1)
+                    x = x_var.detach() + lr * grad
+                    if blur_sigma > 0 and blur_every > 0 and (step + 1) % blur_every == 0:
+                        x = gaussian_blur(x, blur_sigma)
+                    if clip is not None:
+                        x = x.clamp(clip[0], clip[1])
+        finally:
+            handle.remove()
+    settings = dict(layer=layer if isinstance(layer, str) else type(layer).__name__, channel=channel,
+                    steps=steps, lr=lr, l2=l2, normalize_grad=normalize_grad, jitter=jitter,
+                    blur_sigma=blur_sigma, blur_every=blur_every, clip=clip, seed=seed,
+                    init=init if isinstance(init, str) else "tensor")
+    return ActivationMax(x.detach().float().cpu(), objs, acts, settings)
+
+
+def deep_dream(
+    model: nn.Module,
+    layer: str | nn.Module,
+    image: torch.Tensor,
+    channel: int | None = None,
+    octaves: int = 3,
+    octave_scale: float = 1.4,
+    steps: int = 20,
+    lr: float = 0.02,
+    jitter: int = 2,
+    clip: tuple[float, float] | None = (0.0, 1.0),
+    seed: int = 0,
+) -> ActivationMax:
+    """DeepDream (Mordvintsev, Olah and Tyka, 2015): activation maximisation started from a photo
+    ``image (C, H, W)``, over ``octaves`` scales from the smallest (the image shrunk by
+    ``octave_scale`` per octave) to the original; at each scale the details added so far are
+    enlarged onto the photo at that scale and ``steps`` ascent steps of
+    :func:`activation_maximization` (normalised gradient, ``lr``, ``jitter``, ``clip``) add more.
+    ``channel=None`` amplifies the whole layer. Returns an :class:`ActivationMax` whose ``image``
+    is ``(1, C, H, W)`` and whose ``objective``/``activation`` concatenate the octaves' steps.
+    """
+    if image.ndim != 3:
+        raise ValueError(f"image must be (C, H, W); got {tuple(image.shape)}")
+    if octaves < 1:
+        raise ValueError(f"octaves must be at least 1; got {octaves}")
+    base = image.detach().float()[None]
+    H, W = base.shape[2:]
+    sizes = [(max(8, round(H / octave_scale**o)), max(8, round(W / octave_scale**o))) for o in range(octaves)][::-1]
+    detail = torch.zeros(1, base.shape[1], *sizes[0])
+    objs, acts = [], []
+    x = base
+    for o, size in enumerate(sizes):
+        b = F.interpolate(base, size=size, mode="bilinear", align_corners=False, antialias=True)
+        detail = F.interpolate(detail, size=size, mode="bilinear", align_corners=False)
+        r = activation_maximization(model, layer, channel, steps=steps, lr=lr, init=b + detail,
+                                    jitter=jitter, clip=clip, seed=seed + o)
+        x = r.image
+        detail = x - b
+        objs += r.objective if o == 0 else r.objective[1:]
+        acts += r.activation if o == 0 else r.activation[1:]
+    settings = dict(layer=layer if isinstance(layer, str) else type(layer).__name__, channel=channel,
+                    octaves=octaves, octave_scale=octave_scale, steps=steps, lr=lr, jitter=jitter,
+                    clip=clip, seed=seed)
+    return ActivationMax(x, objs, acts, settings)
+
+
+__all__ += ["ActivationMax", "activation_maximization", "deep_dream"]
