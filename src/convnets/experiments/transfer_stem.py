@@ -4,7 +4,7 @@ learning rate? And does the source's first layer (the stem) serve the target as 
 Explained in the chapter "Transfer learning" (``book/07-transfer-learning.md``).
 
 The source model (:func:`convnets.experiments.source_model.load_source_model`, MNIST 5k) is
-fine-tuned on the UCI digits (28x28, 10 labels per class) and on the same digits with inverted
+fine-tuned on the UCI digits (28x28, 5 labels per class) and on the same digits with inverted
 contrast, by Adam for :data:`STEPS` steps, in these arms, each over :data:`SEEDS` (the runs are
 independent and spread over :data:`WORKERS` single-threaded processes):
 
@@ -29,7 +29,7 @@ __all__ = ["SEEDS", "STEPS", "PER_CLASS", "ARMS", "TASK_ARMS", "WORKERS", "run"]
 
 SEEDS = [0, 1, 2]
 STEPS = 200
-PER_CLASS = 10
+PER_CLASS = 5
 LR = 2e-3
 #: arm -> (start from the source?, learning-rate decay per stage, stage frozen up to)
 ARMS = {"one_lr": (True, 1.0, None), "frozen_stem": (True, 1.0, "conv1+bn1"), "scratch": (False, 1.0, None)}
