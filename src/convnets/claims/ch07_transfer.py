@@ -181,3 +181,201 @@ def _slide_advice():
     ev = (f"1 label/class: probe minus full fine-tuning {scarce}; 5+ labels/class: full minus probe "
           + ", ".join(f"{k}: {s}" for k, s in more.items()))
     return Outcome(True, ev, verdict=verdict)
+
+
+# --- the stem under one learning rate (transfer_stem) -------------------------------------------
+
+def _stem():
+    r = results("transfer_stem")
+    ch = r["change"]
+    stages = r["config"]["stages"]
+
+    def stat(task: str, arm: str, stage: str) -> Stat:
+        return Stat([c[stage] for c in ch[task][arm]])
+
+    return r, stages, stat
+
+
+@claim("07", "stem-one-lr", "With one learning rate for every stage, fine-tuning still moves the "
+       "stem's kernels the least of all stages (in every seed), and far less than training from "
+       "scratch moves them away from their initialisation (every fine-tuned run below every scratch "
+       "run, by more than a factor of 3 on average).", uses=("transfer_stem",))
+def _stem_one_lr():
+    r, stages, stat = _stem()
+    stem = stages[0]
+    runs = r["change"]["digits"]["one_lr"]
+    least = all(min(c, key=c.get) == stem for c in runs)
+    ft, scr = stat("digits", "one_lr", stem), stat("digits", "scratch", stem)
+    ok = least and scr.above(ft) and scr.mean > 3 * ft.mean
+    ev = "; ".join(f"{s}: fine-tuned {stat('digits', 'one_lr', s)}, scratch {stat('digits', 'scratch', s)}"
+                   for s in stages)
+    values = {}
+    for s in stages:
+        key = "stem" if s == stem else s
+        values[f"{key}_ft"] = 100 * stat("digits", "one_lr", s).mean
+        values[f"{key}_ft_std"] = 100 * stat("digits", "one_lr", s).std
+        values[f"{key}_scr"] = 100 * stat("digits", "scratch", s).mean
+        values[f"{key}_ratio"] = stat("digits", "one_lr", s).mean / stat("digits", "scratch", s).mean
+    return Outcome(ok, ev, values=values)
+
+
+@claim("07", "frozen-stem", "Keeping the source's stem frozen (one learning rate for the rest) costs "
+       "nothing measurable: its accuracy and that of fine-tuning every stage overlap over the seeds "
+       "and their means are within one point.", uses=("transfer_stem",))
+def _frozen_stem():
+    acc = results("transfer_stem")["acc"]["digits"]
+    fz, one, scr = Stat(acc["frozen_stem"]), Stat(acc["one_lr"]), Stat(acc["scratch"])
+    ok = fz.overlaps(one) and abs(fz.mean - one.mean) < 0.01
+    return Outcome(ok, f"frozen stem {fz}, every stage {one}, scratch {scr}",
+                   values={"frozen": 100 * fz.mean, "frozen_std": 100 * fz.std, "one": 100 * one.mean,
+                           "one_std": 100 * one.std, "scratch": 100 * scr.mean, "scratch_std": 100 * scr.std,
+                           "diff": 100 * (fz.mean - one.mean)})
+
+
+@claim("07", "stem-moves-more-far", "On the inverted digits, fine-tuning with one learning rate moves "
+       "the stem further than on the digits, in every seed (paired).", uses=("transfer_stem",))
+def _stem_far():
+    r, stages, stat = _stem()
+    stem = stages[0]
+    near = [c[stem] for c in r["change"]["digits"]["one_lr"]]
+    far = [c[stem] for c in r["change"]["inverted"]["one_lr"]]
+    ratio = Stat(far).mean / Stat(near).mean
+    return Outcome(min(_paired(far, near)) > 0, f"stem change: inverted {Stat(far)}, digits {Stat(near)}",
+                   values={"far": 100 * Stat(far).mean, "near": 100 * Stat(near).mean, "ratio": ratio})
+
+
+# --- a farther target (transfer_distance) --------------------------------------------------------
+
+def _dist(target: str, method: str, k: str) -> list[float]:
+    return results("transfer_distance")["acc"][target][method][k]
+
+
+def _dist_gain(target: str, method: str, k: str) -> list[float]:
+    return results("transfer_distance")["gain"][target][method][k]
+
+
+def _dist_sizes() -> list[str]:
+    return results("transfer_distance")["config"]["per_class"]
+
+
+@claim("07", "source04-acc", "The second source model (the same recipe on MNIST 5k's digits 0-4 only) "
+       "classifies at least 97% of the held-out digits 0-4.", uses=("transfer_distance",))
+def _source04():
+    acc = results("transfer_distance")["source"]["test_acc"]
+    return Outcome(acc >= 0.97, f"test accuracy {acc:.4f} on {results('transfer_distance')['source']['test_size']} "
+                   "images", values={"acc": 100 * acc})
+
+
+@claim("07", "distance-gain", "Fine-tuning the 0-4 source gains less over training from scratch on "
+       "the new classes 5-9 than on the source's own classes 0-4, at every label budget (means).",
+       uses=("transfer_distance",))
+def _distance_gain():
+    ks = _dist_sizes()
+    near = {k: Stat(_dist_gain("near", "full", k), "+.3f") for k in ks}
+    far = {k: Stat(_dist_gain("far", "full", k), "+.3f") for k in ks}
+    ok = all(far[k].mean < near[k].mean for k in ks)
+    ev = "; ".join(f"{k}/class: gain on 0-4 {near[k]}, on 5-9 {far[k]}" for k in ks)
+    values = {f"near{k}": 100 * near[k].mean for k in ks} | {f"far{k}": 100 * far[k].mean for k in ks}
+    values |= {f"near{k}_std": 100 * near[k].std for k in ks} | {f"far{k}_std": 100 * far[k].std for k in ks}
+    values |= {f"near{k}_min": 100 * near[k].min for k in ks} | {f"far{k}_min": 100 * far[k].min for k in ks}
+    values |= {f"far{k}_max": 100 * far[k].max for k in ks} | {f"near{k}_max": 100 * near[k].max for k in ks}
+    return Outcome(ok, ev, values=values)
+
+
+@claim("07", "distance-probe", "The frozen 0-4 features serve a linear probe worse on the new classes "
+       "5-9 than on the classes 0-4, in every seed at every label budget (paired by seed).",
+       uses=("transfer_distance",))
+def _distance_probe():
+    ks = _dist_sizes()
+    near = {k: Stat(_dist("near", "probe", k)) for k in ks}
+    far = {k: Stat(_dist("far", "probe", k)) for k in ks}
+    gn = {k: Stat(_dist_gain("near", "probe", k), "+.3f") for k in ks}
+    gf = {k: Stat(_dist_gain("far", "probe", k), "+.3f") for k in ks}
+    ok = all(max(_paired(_dist("far", "probe", k), _dist("near", "probe", k))) < 0 for k in ks)
+    ev = "; ".join(f"{k}/class: probe on 0-4 {near[k]} (minus scratch {gn[k]}), on 5-9 {far[k]} "
+                   f"(minus scratch {gf[k]})" for k in ks)
+    values = {f"near{k}": 100 * near[k].mean for k in ks} | {f"far{k}": 100 * far[k].mean for k in ks}
+    values |= {f"gnear{k}": 100 * gn[k].mean for k in ks} | {f"gfar{k}": 100 * gf[k].mean for k in ks}
+    return Outcome(ok, ev, values=values)
+
+
+# --- more paper and slide comparisons ------------------------------------------------------------
+
+@claim("07", "paper-distance", "Transferability drops with the distance between the source and the "
+       "target task.", uses=("transfer_distance",),
+       paper="Yosinski et al. 2014 (ImageNet split into two halves; REFERENCE.md)", expect="partly")
+def _paper_distance():
+    ks = _dist_sizes()
+    ft = [Stat(_dist_gain("far", "full", k)).mean < Stat(_dist_gain("near", "full", k)).mean for k in ks]
+    pr = [Stat(_dist_gain("far", "probe", k)).mean < Stat(_dist_gain("near", "probe", k)).mean for k in ks]
+    sep = [Stat(_dist_gain("near", "full", k)).above(Stat(_dist_gain("far", "full", k))) for k in ks]
+    verdict = verdict_from(all(ft) and all(pr) and all(sep), any(ft) or any(pr))
+    ev = ("gain over scratch, 0-4 source -> 0-4 vs 5-9 (mean, points): "
+          + ", ".join(f"{k}/class fine-tune {100 * Stat(_dist_gain('near', 'full', k)).mean:+.1f} vs "
+                      f"{100 * Stat(_dist_gain('far', 'full', k)).mean:+.1f}, probe "
+                      f"{100 * Stat(_dist_gain('near', 'probe', k)).mean:+.1f} vs "
+                      f"{100 * Stat(_dist_gain('far', 'probe', k)).mean:+.1f}" for k in ks)
+          + f"; seed ranges separate at {sum(sep)} of {len(ks)} budgets")
+    return Outcome(True, ev, verdict=verdict)
+
+
+@claim("07", "paper-random-init", "Transferred weights beat random ones as a starting point, and the "
+       "boost lingers after fine-tuning on the whole target set.", uses=("transfer_curves",),
+       paper="Yosinski et al. 2014 (REFERENCE.md)", expect="partly")
+def _paper_random():
+    few = all(min(_paired(_acc("full", k), _acc("scratch", k))) > 0 for k in ("1", "5", "10"))
+    lingers = min(_paired(_acc("full", "all"), _acc("scratch", "all"))) > 0
+    g = {k: Stat(_paired(_acc("full", k), _acc("scratch", k)), "+.3f") for k in SIZES}
+    ev = "fine-tuned minus scratch: " + ", ".join(f"{k}/class {100 * v.mean:+.1f} points "
+                                                   f"(range {100 * v.min:+.1f} to {100 * v.max:+.1f})"
+                                                   for k, v in g.items())
+    return Outcome(True, ev, verdict=verdict_from(few and lingers, few))
+
+
+@claim("07", "paper-filters", "First-layer filters are alike for all tasks.", uses=("transfer_stem",),
+       paper="lecture slides «Дообучение» (after Yosinski et al. 2014)", expect="partly")
+def _paper_filters():
+    r = results("transfer_stem")
+    acc = r["acc"]["digits"]
+    stem = r["config"]["stages"][0]
+    fz, one = Stat(acc["frozen_stem"]), Stat(acc["one_lr"])
+    frozen_ok = fz.overlaps(one) and abs(fz.mean - one.mean) < 0.01
+    near = [c[stem] for c in r["change"]["digits"]["one_lr"]]
+    far = [c[stem] for c in r["change"]["inverted"]["one_lr"]]
+    far_moves_more = min(_paired(far, near)) > 0
+    verdict = verdict_from(frozen_ok and not far_moves_more, frozen_ok)
+    return Outcome(True, f"digits: frozen source stem {fz} vs every stage trained {one}; stem change with one "
+                   f"learning rate: inverted digits {Stat(far)} vs digits {Stat(near)}", verdict=verdict)
+
+
+@claim("07", "paper-more-layers", "The further the new task from the source, the more layers must be "
+       "retrained.", uses=("transfer_curves",),
+       paper="lecture slides «Дообучение» (after Yosinski et al. 2014)", expect="partly")
+def _paper_layers():
+    sw = results("transfer_curves")["sweep"]["acc"]
+    means = {t: {s: Stat(v).mean for s, v in sw[t].items()} for t in sw}
+
+    def needed(t: str) -> int:
+        best = max(means[t].values())
+        return min(int(s) for s, m in means[t].items() if m >= best - 0.01)
+
+    head_loss_far = max(_paired(sw["inverted"]["1"], sw["digits"]["1"])) < 0
+    more = needed("inverted") > needed("digits")
+    return Outcome(True, f"stages to retrain to come within 1 point of the best: digits {needed('digits')}, "
+                   f"inverted digits {needed('inverted')}; head only: digits {Stat(sw['digits']['1'])}, inverted "
+                   f"{Stat(sw['inverted']['1'])}", verdict=verdict_from(more, head_loss_far),
+                   values={"near": needed("digits"), "far": needed("inverted")})
+
+
+@claim("07", "paper-smaller-steps", "The closer a layer is to the input, the smaller its step should be "
+       "(ULMFiT: the learning rate divided by 2.6 per stage).", uses=("transfer_curves", "transfer_stem"),
+       paper="lecture slides «Дообучение»; ULMFiT's factor 2.6 (REFERENCE.md)", expect="not reproduced here")
+def _paper_steps():
+    k = str(results("transfer_stem")["config"]["per_class"])
+    ulm = _acc("full", k)
+    one = results("transfer_stem")["acc"]["digits"]["one_lr"]
+    d = Stat(_paired(ulm, one), "+.3f")
+    verdict = verdict_from(d.min > 0, d.mean > 0.005)
+    return Outcome(True, f"{k} labels/class, lr / 2.6 per stage {Stat(ulm)} vs one learning rate {Stat(one)}: "
+                   f"difference {d}", verdict=verdict,
+                   values={"ulm": 100 * Stat(ulm).mean, "one": 100 * Stat(one).mean, "diff": 100 * d.mean})
