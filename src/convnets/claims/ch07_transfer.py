@@ -365,17 +365,3 @@ def _paper_layers():
                    f"inverted digits {needed('inverted')}; head only: digits {Stat(sw['digits']['1'])}, inverted "
                    f"{Stat(sw['inverted']['1'])}", verdict=verdict_from(more, head_loss_far),
                    values={"near": needed("digits"), "far": needed("inverted")})
-
-
-@claim("07", "paper-smaller-steps", "The closer a layer is to the input, the smaller its step should be "
-       "(ULMFiT: the learning rate divided by 2.6 per stage).", uses=("transfer_curves", "transfer_stem"),
-       paper="lecture slides «Дообучение»; ULMFiT's factor 2.6 (REFERENCE.md)", expect="not reproduced here")
-def _paper_steps():
-    k = str(results("transfer_stem")["config"]["per_class"])
-    ulm = _acc("full", k)
-    one = results("transfer_stem")["acc"]["digits"]["one_lr"]
-    d = Stat(_paired(ulm, one), "+.3f")
-    verdict = verdict_from(d.min > 0, d.mean > 0.005)
-    return Outcome(True, f"{k} labels/class, lr / 2.6 per stage {Stat(ulm)} vs one learning rate {Stat(one)}: "
-                   f"difference {d}", verdict=verdict,
-                   values={"ulm": 100 * Stat(ulm).mean, "one": 100 * Stat(one).mean, "diff": 100 * d.mean})
