@@ -196,17 +196,16 @@ def _stem():
     return r, stages, stat
 
 
-@claim("07", "stem-one-lr", "With one learning rate for every stage, fine-tuning still moves the "
-       "stem's kernels the least of all stages (in every seed), and far less than training from "
-       "scratch moves them away from their initialisation (every fine-tuned run below every scratch "
-       "run, by more than a factor of 3 on average).", uses=("transfer_stem",))
+@claim("07", "stem-one-lr", "With one learning rate for every stage, fine-tuning moves the stem's "
+       "kernels by more than a tenth of their norm in every seed, and by more (relative to the "
+       "kernels' norm) than training from scratch moves the stem away from its initialisation; "
+       "the deeper stages move less than from scratch.", uses=("transfer_stem",))
 def _stem_one_lr():
     r, stages, stat = _stem()
     stem = stages[0]
-    runs = r["change"]["digits"]["one_lr"]
-    least = all(min(c, key=c.get) == stem for c in runs)
     ft, scr = stat("digits", "one_lr", stem), stat("digits", "scratch", stem)
-    ok = least and scr.above(ft) and scr.mean > 3 * ft.mean
+    deeper = all(stat("digits", "one_lr", s).mean < stat("digits", "scratch", s).mean for s in stages[1:])
+    ok = ft.min > 0.10 and ft.mean > scr.mean and deeper
     ev = "; ".join(f"{s}: fine-tuned {stat('digits', 'one_lr', s)}, scratch {stat('digits', 'scratch', s)}"
                    for s in stages)
     values = {}
@@ -215,33 +214,36 @@ def _stem_one_lr():
         values[f"{key}_ft"] = 100 * stat("digits", "one_lr", s).mean
         values[f"{key}_ft_std"] = 100 * stat("digits", "one_lr", s).std
         values[f"{key}_scr"] = 100 * stat("digits", "scratch", s).mean
+        values[f"{key}_scr_std"] = 100 * stat("digits", "scratch", s).std
         values[f"{key}_ratio"] = stat("digits", "one_lr", s).mean / stat("digits", "scratch", s).mean
     return Outcome(ok, ev, values=values)
 
 
 @claim("07", "frozen-stem", "Keeping the source's stem frozen (one learning rate for the rest) costs "
        "nothing measurable: its accuracy and that of fine-tuning every stage overlap over the seeds "
-       "and their means are within one point.", uses=("transfer_stem",))
+       "and their means are within one point; both beat training from scratch in every seed.",
+       uses=("transfer_stem",))
 def _frozen_stem():
     acc = results("transfer_stem")["acc"]["digits"]
     fz, one, scr = Stat(acc["frozen_stem"]), Stat(acc["one_lr"]), Stat(acc["scratch"])
-    ok = fz.overlaps(one) and abs(fz.mean - one.mean) < 0.01
+    ok = (fz.overlaps(one) and abs(fz.mean - one.mean) < 0.01 and min(_paired(acc["frozen_stem"], acc["scratch"])) > 0
+          and min(_paired(acc["one_lr"], acc["scratch"])) > 0)
     return Outcome(ok, f"frozen stem {fz}, every stage {one}, scratch {scr}",
                    values={"frozen": 100 * fz.mean, "frozen_std": 100 * fz.std, "one": 100 * one.mean,
                            "one_std": 100 * one.std, "scratch": 100 * scr.mean, "scratch_std": 100 * scr.std,
                            "diff": 100 * (fz.mean - one.mean)})
 
 
-@claim("07", "stem-moves-more-far", "On the inverted digits, fine-tuning with one learning rate moves "
-       "the stem further than on the digits, in every seed (paired).", uses=("transfer_stem",))
+@claim("07", "stem-far-same", "On the inverted digits, fine-tuning with one learning rate moves the "
+       "stem about as much as on the digits (ranges overlap, means within 3 points): the amount a "
+       "stage moves under Adam says little about how much it needs to change.", uses=("transfer_stem",))
 def _stem_far():
     r, stages, stat = _stem()
     stem = stages[0]
-    near = [c[stem] for c in r["change"]["digits"]["one_lr"]]
-    far = [c[stem] for c in r["change"]["inverted"]["one_lr"]]
-    ratio = Stat(far).mean / Stat(near).mean
-    return Outcome(min(_paired(far, near)) > 0, f"stem change: inverted {Stat(far)}, digits {Stat(near)}",
-                   values={"far": 100 * Stat(far).mean, "near": 100 * Stat(near).mean, "ratio": ratio})
+    near, far = stat("digits", "one_lr", stem), stat("inverted", "one_lr", stem)
+    ok = near.overlaps(far) and abs(near.mean - far.mean) < 0.03
+    return Outcome(ok, f"stem change: inverted {far}, digits {near}",
+                   values={"far": 100 * far.mean, "far_std": 100 * far.std, "near": 100 * near.mean})
 
 
 # --- a farther target (transfer_distance) --------------------------------------------------------
@@ -266,35 +268,39 @@ def _source04():
                    "images", values={"acc": 100 * acc})
 
 
-@claim("07", "distance-gain", "Fine-tuning the 0-4 source gains less over training from scratch on "
-       "the new classes 5-9 than on the source's own classes 0-4, at every label budget (means).",
-       uses=("transfer_distance",))
+@claim("07", "distance-gain", "Fine-tuning the 0-4 source gains over training from scratch on average on "
+       "both targets; its mean gain is lower on the new classes 5-9 than on the source's classes 0-4 at "
+       "every label budget, but by less than the spread between seeds (the ranges overlap at every "
+       "budget).", uses=("transfer_distance",))
 def _distance_gain():
     ks = _dist_sizes()
     near = {k: Stat(_dist_gain("near", "full", k), "+.3f") for k in ks}
     far = {k: Stat(_dist_gain("far", "full", k), "+.3f") for k in ks}
-    ok = all(far[k].mean < near[k].mean for k in ks)
+    ok = all(far[k].mean < near[k].mean and far[k].overlaps(near[k]) and far[k].mean > 0 for k in ks)
     ev = "; ".join(f"{k}/class: gain on 0-4 {near[k]}, on 5-9 {far[k]}" for k in ks)
     values = {f"near{k}": 100 * near[k].mean for k in ks} | {f"far{k}": 100 * far[k].mean for k in ks}
     values |= {f"near{k}_std": 100 * near[k].std for k in ks} | {f"far{k}_std": 100 * far[k].std for k in ks}
-    values |= {f"near{k}_min": 100 * near[k].min for k in ks} | {f"far{k}_min": 100 * far[k].min for k in ks}
-    values |= {f"far{k}_max": 100 * far[k].max for k in ks} | {f"near{k}_max": 100 * near[k].max for k in ks}
     return Outcome(ok, ev, values=values)
 
 
-@claim("07", "distance-probe", "The frozen 0-4 features serve a linear probe worse on the new classes "
-       "5-9 than on the classes 0-4, in every seed at every label budget (paired by seed).",
+@claim("07", "distance-probe", "A linear probe on the frozen 0-4 features is less accurate on 5-9 than "
+       "on 0-4 at every label budget (means), but so is training from scratch; relative to scratch the "
+       "probe does no worse on the far pair beyond the noise (the ranges of its gain overlap), and it "
+       "stays below scratch on average from 2 labels per class on, for both targets.",
        uses=("transfer_distance",))
 def _distance_probe():
     ks = _dist_sizes()
-    near = {k: Stat(_dist("near", "probe", k)) for k in ks}
-    far = {k: Stat(_dist("far", "probe", k)) for k in ks}
+    m = lambda t, meth, k: Stat(_dist(t, meth, k))  # noqa: E731
     gn = {k: Stat(_dist_gain("near", "probe", k), "+.3f") for k in ks}
     gf = {k: Stat(_dist_gain("far", "probe", k), "+.3f") for k in ks}
-    ok = all(max(_paired(_dist("far", "probe", k), _dist("near", "probe", k))) < 0 for k in ks)
-    ev = "; ".join(f"{k}/class: probe on 0-4 {near[k]} (minus scratch {gn[k]}), on 5-9 {far[k]} "
-                   f"(minus scratch {gf[k]})" for k in ks)
-    values = {f"near{k}": 100 * near[k].mean for k in ks} | {f"far{k}": 100 * far[k].mean for k in ks}
+    ok = (all(m("far", "probe", k).mean < m("near", "probe", k).mean for k in ks)
+          and all(m("far", "scratch", k).mean < m("near", "scratch", k).mean for k in ks)
+          and all(gn[k].overlaps(gf[k]) for k in ks)
+          and all(gn[k].mean < 0 and gf[k].mean < 0 for k in ks[1:]))
+    ev = "; ".join(f"{k}/class: probe on 0-4 {m('near', 'probe', k)} (minus scratch {gn[k]}), on 5-9 "
+                   f"{m('far', 'probe', k)} (minus scratch {gf[k]})" for k in ks)
+    values = {f"near{k}": 100 * m("near", "probe", k).mean for k in ks} | {f"far{k}": 100 * m("far", "probe", k).mean for k in ks}
+    values |= {f"snear{k}": 100 * m("near", "scratch", k).mean for k in ks} | {f"sfar{k}": 100 * m("far", "scratch", k).mean for k in ks}
     values |= {f"gnear{k}": 100 * gn[k].mean for k in ks} | {f"gfar{k}": 100 * gf[k].mean for k in ks}
     return Outcome(ok, ev, values=values)
 
@@ -303,13 +309,14 @@ def _distance_probe():
 
 @claim("07", "paper-distance", "Transferability drops with the distance between the source and the "
        "target task.", uses=("transfer_distance",),
-       paper="Yosinski et al. 2014 (ImageNet split into two halves; REFERENCE.md)", expect="partly")
+       paper="Yosinski et al. 2014 (ImageNet split into two halves; REFERENCE.md)", expect="not reproduced here")
 def _paper_distance():
     ks = _dist_sizes()
     ft = [Stat(_dist_gain("far", "full", k)).mean < Stat(_dist_gain("near", "full", k)).mean for k in ks]
     pr = [Stat(_dist_gain("far", "probe", k)).mean < Stat(_dist_gain("near", "probe", k)).mean for k in ks]
     sep = [Stat(_dist_gain("near", "full", k)).above(Stat(_dist_gain("far", "full", k))) for k in ks]
-    verdict = verdict_from(all(ft) and all(pr) and all(sep), any(ft) or any(pr))
+    # partly: lower mean gains everywhere AND at least one budget where the seed ranges separate
+    verdict = verdict_from(all(ft) and all(pr) and all(sep), all(ft) and any(sep))
     ev = ("gain over scratch, 0-4 source -> 0-4 vs 5-9 (mean, points): "
           + ", ".join(f"{k}/class fine-tune {100 * Stat(_dist_gain('near', 'full', k)).mean:+.1f} vs "
                       f"{100 * Stat(_dist_gain('far', 'full', k)).mean:+.1f}, probe "
@@ -342,10 +349,14 @@ def _paper_filters():
     frozen_ok = fz.overlaps(one) and abs(fz.mean - one.mean) < 0.01
     near = [c[stem] for c in r["change"]["digits"]["one_lr"]]
     far = [c[stem] for c in r["change"]["inverted"]["one_lr"]]
-    far_moves_more = min(_paired(far, near)) > 0
-    verdict = verdict_from(frozen_ok and not far_moves_more, frozen_ok)
-    return Outcome(True, f"digits: frozen source stem {fz} vs every stage trained {one}; stem change with one "
-                   f"learning rate: inverted digits {Stat(far)} vs digits {Stat(near)}", verdict=verdict)
+    # "for all tasks": full only if a frozen stem was tested (and cost nothing) on two targets or more
+    tested = [t for t, arms in r["acc"].items() if "frozen_stem" in arms]
+    all_ok = len(tested) >= 2 and all(
+        Stat(r["acc"][t]["frozen_stem"]).overlaps(Stat(r["acc"][t]["one_lr"])) for t in tested)
+    verdict = verdict_from(frozen_ok and all_ok, frozen_ok)
+    return Outcome(True, f"digits: frozen source stem {fz} vs every stage trained {one} (one learning rate); "
+                   f"frozen stem tested on {len(tested)} target(s); stem change with one learning rate: inverted "
+                   f"digits {Stat(far)} vs digits {Stat(near)}", verdict=verdict)
 
 
 @claim("07", "paper-more-layers", "The further the new task from the source, the more layers must be "
