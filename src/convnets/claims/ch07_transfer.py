@@ -280,6 +280,8 @@ def _distance_gain():
     ev = "; ".join(f"{k}/class: gain on 0-4 {near[k]}, on 5-9 {far[k]}" for k in ks)
     values = {f"near{k}": 100 * near[k].mean for k in ks} | {f"far{k}": 100 * far[k].mean for k in ks}
     values |= {f"near{k}_std": 100 * near[k].std for k in ks} | {f"far{k}_std": 100 * far[k].std for k in ks}
+    diffs = [100 * (near[k].mean - far[k].mean) for k in ks]
+    values |= {"mindiff": min(diffs), "maxdiff": max(diffs)}
     return Outcome(ok, ev, values=values)
 
 
