@@ -28,7 +28,7 @@ import torch
 __all__ = ["SEEDS", "STEPS", "PER_CLASS", "ARMS", "TASK_ARMS", "WORKERS", "run"]
 
 SEEDS = [0, 1, 2]
-STEPS = 200
+STEPS = 100
 PER_CLASS = 5
 LR = 2e-3
 #: arm -> (start from the source?, learning-rate decay per stage, stage frozen up to)
