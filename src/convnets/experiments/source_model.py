@@ -45,7 +45,7 @@ def build_source_model(num_classes: int = 10) -> torch.nn.Module:
     """An untrained network of the source model's architecture: ``(N, 1, 28, 28)`` -> ``(N, num_classes)``."""
     from ..models import resnet_cifar
 
-    return resnet_cifar(SOURCE_CONFIG["depth"], in_channels=1, num_classes=num_classes,
+    return resnet_cifar(depth=SOURCE_CONFIG["depth"], in_channels=1, num_classes=num_classes,
                         width=SOURCE_CONFIG["width"])
 
 
