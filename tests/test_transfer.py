@@ -276,3 +276,95 @@ def test_committed_transfer_results_are_complete():
     for m in transfer_curves.METHODS:
         for k in r["config"]["per_class"]:
             assert len(r["acc"][m][k]) == len(transfer_curves.SEEDS), (m, k)
+
+
+# --- chapter 07's distance and stem experiments ----------------------------------------------
+
+def test_class_subset_relabels_and_keeps_only_those_classes():
+    from convnets.data import TensorSplit
+    from convnets.experiments.transfer_distance import class_subset, invert
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(40) % 10
+    X = torch.rand(40, 1, 4, 4, generator=g)
+    split = TensorSplit(X, y, X[:20], y[:20], tuple(str(i) for i in range(10)))
+    sub = class_subset(split, (7, 2, 9))
+    # brute force: the images with label 7, 2 or 9, in their original order, labels 0, 1, 2
+    keep = [i for i in range(40) if int(y[i]) in (7, 2, 9)]
+    assert torch.equal(sub.X_train, X[keep])
+    assert sub.y_train.tolist() == [{7: 0, 2: 1, 9: 2}[int(y[i])] for i in keep]
+    assert sub.classes == ("7", "2", "9") and sub.num_classes == 3
+    assert len(sub.y_test) == 6 and set(sub.y_test.tolist()) == {0, 1, 2}
+    inv = invert(sub)
+    torch.testing.assert_close(inv.X_train + sub.X_train, torch.ones_like(sub.X_train))
+    assert torch.equal(inv.y_train, sub.y_train)
+
+
+def test_relative_change_matches_a_direct_computation():
+    from convnets.experiments.source_model import build_source_model
+    from convnets.experiments.transfer_distance import relative_change
+
+    torch.manual_seed(0)
+    net = build_source_model()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    with torch.no_grad():
+        net.conv1.weight.mul_(1.5)                 # the stem's only kernel: change 0.5
+        net.layer3[0].conv1.weight.zero_()         # one of layer3's kernels
+        net.bn1.weight.add_(10.0)                  # batch-norm scales are not kernels: ignored
+    ch = relative_change(net, before)
+    assert set(ch) == {"conv1+bn1", "layer1", "layer2", "layer3"}
+    assert ch["conv1+bn1"] == pytest.approx(0.5, rel=1e-6)
+    assert ch["layer1"] == 0 and ch["layer2"] == 0
+    keys = [k for k in before if k.startswith("layer3.") and before[k].ndim == 4]
+    expect = (before["layer3.0.conv1.weight"].pow(2).sum() / sum(before[k].pow(2).sum() for k in keys)).sqrt()
+    assert ch["layer3"] == pytest.approx(float(expect), rel=1e-5)
+
+
+def test_train_on_freezes_the_stem_and_moves_the_rest():
+    from convnets.data import digits
+    from convnets.experiments.source_model import build_source_model
+    from convnets.experiments.transfer_distance import relative_change, train_on
+
+    torch.manual_seed(1)
+    state = build_source_model().state_dict()
+    split = digits(size=28).subset(2, 0)
+    model, acc, before = train_on(split, 0, 3, init_state=state, lr=1e-3, freeze_until="conv1+bn1")
+    ch = relative_change(model, before)
+    assert ch["conv1+bn1"] == 0.0 and ch["layer3"] > 0
+    assert torch.equal(model.bn1.running_mean, state["bn1.running_mean"])   # frozen batch norm kept
+    assert 0 <= acc <= 1 and model.fc.out_features == 10
+
+
+@pytest.mark.slow
+def test_transfer_stem_and_distance_quick():
+    import json
+
+    from convnets.experiments import transfer_distance, transfer_stem
+
+    r = transfer_stem.run(quick=True)
+    json.dumps(r)
+    assert r["change"]["digits"]["frozen_stem"][0]["conv1+bn1"] == 0.0
+    assert r["change"]["digits"]["one_lr"][0]["conv1+bn1"] > 0
+    d = transfer_distance.run(quick=True)
+    json.dumps(d)
+    for t in transfer_distance.TARGETS:
+        for m in ("scratch", "probe", "full"):
+            assert all(0 <= a <= 1 for a in d["acc"][t][m]["1"]), (t, m)
+        assert d["gain"][t]["full"]["1"][0] == pytest.approx(d["acc"][t]["full"]["1"][0] - d["acc"][t]["scratch"]["1"][0])
+
+
+@pytest.mark.parametrize("name", ["transfer_stem", "transfer_distance"])
+def test_committed_stem_and_distance_results_are_complete(name):
+    import json
+
+    from convnets.experiments import results_dir
+
+    path = results_dir() / f"{name}.json"
+    if not path.is_file():
+        pytest.skip(f"results/{name}.json is absent")
+    r = json.loads(path.read_text())
+    assert r["config"]["seeds"] == [0, 1, 2]
+    runs = r["acc"].values() if name == "transfer_stem" else [v for t in r["acc"].values() for v in t.values()]
+    for arm in runs:
+        for v in (arm.values() if isinstance(arm, dict) else [arm]):
+            assert len(v) == 3 and all(0 <= a <= 1 for a in v)

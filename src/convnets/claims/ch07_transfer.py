@@ -1,0 +1,380 @@
+"""Claims of the chapter "Transfer learning" (``book/07-transfer-learning.md``).
+
+They rest on the cached runs: ``results/source_model.json`` (the MNIST 5k source model),
+``results/transfer_curves.json`` (MNIST -> UCI digits: scratch, probe, last block, full
+fine-tuning at 1..all labels per class, three seeds; the stage sweep on the digits and the
+inverted digits), ``results/transfer_stem.json`` (one learning rate for every stage, a frozen
+stem, scratch) and ``results/transfer_distance.json`` (a source trained on digits 0-4, moved to
+digits 0-4, 5-9 and inverted 5-9). One claim is a cheap live computation (the linear probe on
+pretrained against random features).
+
+Runs of two methods with the same seed share the labelled images, so "in every seed" compares
+paired runs.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from . import Outcome, Stat, claim, results, verdict_from
+
+SIZES = ["1", "5", "10", "50", "all"]
+
+
+def _acc(method: str, k: str) -> list[float]:
+    return results("transfer_curves")["acc"][method][k]
+
+
+def _paired(a: list[float], b: list[float]) -> list[float]:
+    return [x - y for x, y in zip(a, b)]
+
+
+# --- the source model --------------------------------------------------------------------------
+
+@claim("07", "source-acc", "The source model (ResNet-8, 10 epochs on the 4,000 MNIST 5k training "
+       "digits) classifies at least 97% of the 1,000 held-out digits.", uses=("source_model",))
+def _source_acc():
+    acc = results("source_model")["test_acc"]
+    return Outcome(acc >= 0.97, f"test accuracy {acc:.4f}", values={"acc": 100 * acc})
+
+
+# --- the linear probe --------------------------------------------------------------------------
+
+@claim("07", "probe-is-logreg", "The linear probe fitted in torch (L-BFGS) and scikit-learn's "
+       "LogisticRegression on the same standardised features agree on at least 99% of the test "
+       "predictions in every run.", uses=("transfer_curves",))
+def _probe_logreg():
+    agree = [a for v in results("transfer_curves")["probe_sklearn_agreement"].values() for a in v]
+    return Outcome(min(agree) >= 0.99, f"agreement over {len(agree)} runs: min {min(agree):.4f}",
+                   values={"min": 100 * min(agree), "n": len(agree)})
+
+
+@lru_cache(maxsize=1)
+def probe_pretrained_vs_random() -> dict[str, dict[str, list[float]]]:
+    """Test accuracy of a logistic regression (C=1, standardised features) on the UCI digits'
+    last-layer features of the source model and of the same architecture with random weights
+    (``torch.manual_seed(0)``), for 1, 5, 10 labels per class (seeds 0, 1, 2) and all labels."""
+    import torch
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from ..data import digits
+    from ..experiments.source_model import build_source_model, load_source_model
+    from ..transfer import extract_features
+
+    target = digits(size=28)
+    torch.manual_seed(0)
+    nets = {"pretrained": load_source_model(train_if_missing=False), "random": build_source_model().eval()}
+    out: dict[str, dict[str, list[float]]] = {}
+    for name, net in nets.items():
+        F_all = extract_features(net, target.X_train).numpy()
+        F_test = extract_features(net, target.X_test).numpy()
+        out[name] = {}
+        for k in ("1", "5", "10", "all"):
+            out[name][k] = []
+            for seed in ([0] if k == "all" else [0, 1, 2]):
+                split = target if k == "all" else target.subset(int(k), seed)
+                Ftr = F_all if k == "all" else extract_features(net, split.X_train).numpy()
+                sc = StandardScaler().fit(Ftr)
+                clf = LogisticRegression(C=1.0, max_iter=2000).fit(sc.transform(Ftr), split.y_train.numpy())
+                out[name][k].append(float(clf.score(sc.transform(F_test), target.y_test.numpy())))
+    return out
+
+
+@claim("07", "probe-random", "As a linear probe, the pretrained network's last-layer features beat "
+       "random features only with one label per class (in every seed); from 5 labels per class on, "
+       "the random network's features do as well or better (mean at least as high).",
+       uses=("source_model",))
+def _probe_random():
+    r = probe_pretrained_vs_random()
+    pre, rnd = r["pretrained"], r["random"]
+    one = all(d > 0 for d in _paired(pre["1"], rnd["1"]))
+    later = all(Stat(rnd[k]).mean >= Stat(pre[k]).mean for k in ("5", "10", "all"))
+    ev = "; ".join(f"{k}/class: pretrained {Stat(pre[k])} vs random {Stat(rnd[k])}" for k in pre)
+    values = {f"{n}_{k}": 100 * Stat(v[k]).mean for n, v in (("pre", pre), ("rnd", rnd)) for k in pre}
+    values.update({f"{n}_{k}_std": 100 * Stat(v[k]).std for n, v in (("pre", pre), ("rnd", rnd)) for k in pre})
+    return Outcome(one and later, ev, values=values)
+
+
+# --- the label-budget curves ---------------------------------------------------------------------
+
+@claim("07", "finetune-beats-scratch-few", "With 1, 5 and 10 labels per class, full fine-tuning "
+       "from the source beats training from scratch in every seed (paired: same labelled images).",
+       uses=("transfer_curves",))
+def _ft_few():
+    gains = {k: _paired(_acc("full", k), _acc("scratch", k)) for k in ("1", "5", "10")}
+    ok = all(min(g) > 0 for g in gains.values())
+    ev = "; ".join(f"{k}/class: gain {Stat(g, '+.3f')}" for k, g in gains.items())
+    return Outcome(ok, ev, values={f"gain{k}": 100 * Stat(g).mean for k, g in gains.items()}
+                   | {f"gain{k}_min": 100 * min(g) for k, g in gains.items()}
+                   | {f"gain{k}_max": 100 * max(g) for k, g in gains.items()})
+
+
+@claim("07", "gap-closes", "With 50 labels per class and with all 1,438 labels, full fine-tuning "
+       "and training from scratch are within the noise of each other (ranges overlap, means "
+       "within one point).", uses=("transfer_curves",))
+def _gap_closes():
+    parts, ok, values = [], True, {}
+    for k in ("50", "all"):
+        f, s = Stat(_acc("full", k)), Stat(_acc("scratch", k))
+        ok &= f.overlaps(s) and abs(f.mean - s.mean) < 0.01
+        parts.append(f"{k}/class: full {f} vs scratch {s}")
+        values[f"gain{k}"] = 100 * (f.mean - s.mean)
+    return Outcome(ok, "; ".join(parts), values=values)
+
+
+@claim("07", "last-block-as-full", "Fine-tuning only the last block does as well as fine-tuning "
+       "everything at every label budget (ranges overlap).", uses=("transfer_curves",))
+def _last_block():
+    ok = all(Stat(_acc("last_block", k)).overlaps(Stat(_acc("full", k))) for k in SIZES)
+    ev = "; ".join(f"{k}: last block {Stat(_acc('last_block', k))} vs full {Stat(_acc('full', k))}" for k in SIZES)
+    return Outcome(ok, ev)
+
+
+@claim("07", "probe-weakest", "The frozen linear probe is below full fine-tuning in every seed at "
+       "every label budget, and below training from scratch in every seed from 5 labels per class on.",
+       uses=("transfer_curves",))
+def _probe_weakest():
+    below_full = all(max(_paired(_acc("probe", k), _acc("full", k))) < 0 for k in SIZES)
+    below_scratch = all(max(_paired(_acc("probe", k), _acc("scratch", k))) < 0 for k in SIZES[1:])
+    ev = "; ".join(f"{k}: probe {Stat(_acc('probe', k))}, scratch {Stat(_acc('scratch', k))}, "
+                   f"full {Stat(_acc('full', k))}" for k in SIZES)
+    return Outcome(below_full and below_scratch, ev,
+                   values={"probe1": 100 * Stat(_acc("probe", "1")).mean,
+                           "full1": 100 * Stat(_acc("full", "1")).mean,
+                           "scratch1": 100 * Stat(_acc("scratch", "1")).mean})
+
+
+@claim("07", "adam-probe-lags", "With all the labels, the same frozen network with its head trained "
+       "by Adam for 200 steps stays more than 5 points below the converged logistic-regression probe "
+       "in every seed.", uses=("transfer_curves",))
+def _adam_probe():
+    a, p = _acc("probe_adam", "all"), _acc("probe", "all")
+    return Outcome(max(_paired(a, p)) < -0.05, f"Adam head {Stat(a)} vs logistic regression {Stat(p)}",
+                   values={"adam": 100 * Stat(a).mean, "lr": 100 * Stat(p).mean})
+
+
+@claim("07", "sweep-head-far", "Retraining only the head (10 labels per class), the inverted digits "
+       "lose more than 10 points against the digits in every seed; retraining layer3 as well brings "
+       "both above 90%.", uses=("transfer_curves",))
+def _sweep_head():
+    sw = results("transfer_curves")["sweep"]["acc"]
+    near, far = sw["digits"]["1"], sw["inverted"]["1"]
+    two_near, two_far = Stat(sw["digits"]["2"]), Stat(sw["inverted"]["2"])
+    ok = max(_paired(far, near)) < -0.10 and min(two_near.min, two_far.min) > 0.90
+    return Outcome(ok, f"head only: digits {Stat(near)}, inverted {Stat(far)}; + layer3: digits {two_near}, "
+                   f"inverted {two_far}",
+                   values={"near": 100 * Stat(near).mean, "far": 100 * Stat(far).mean,
+                           "near2": 100 * two_near.mean, "far2": 100 * two_far.mean})
+
+
+# --- paper and slide comparisons ---------------------------------------------------------------
+
+@claim("07", "paper-slide-advice", "Slides: with very little data train only a new last layer (a "
+       "linear probe); with not so little, fine-tune it and a few layers before it.",
+       uses=("transfer_curves",), paper="lecture slides «Дообучение» (advice, no figure)", expect="partly")
+def _slide_advice():
+    scarce = Stat(_paired(_acc("probe", "1"), _acc("full", "1")), "+.3f")
+    more = {k: Stat(_paired(_acc("full", k), _acc("probe", k)), "+.3f") for k in ("5", "10", "50", "all")}
+    probe_wins_scarce = scarce.min > 0
+    ft_wins_more = all(s.min > 0 for s in more.values())
+    verdict = verdict_from(probe_wins_scarce and ft_wins_more, probe_wins_scarce or ft_wins_more)
+    ev = (f"1 label/class: probe minus full fine-tuning {scarce}; 5+ labels/class: full minus probe "
+          + ", ".join(f"{k}: {s}" for k, s in more.items()))
+    return Outcome(True, ev, verdict=verdict)
+
+
+# --- the stem under one learning rate (transfer_stem) -------------------------------------------
+
+def _stem():
+    r = results("transfer_stem")
+    ch = r["change"]
+    stages = r["config"]["stages"]
+
+    def stat(task: str, arm: str, stage: str) -> Stat:
+        return Stat([c[stage] for c in ch[task][arm]])
+
+    return r, stages, stat
+
+
+@claim("07", "stem-one-lr", "With one learning rate for every stage, fine-tuning moves the stem's "
+       "kernels by more than a tenth of their norm in every seed, and by more (relative to the "
+       "kernels' norm) than training from scratch moves the stem away from its initialisation; "
+       "the deeper stages move less than from scratch.", uses=("transfer_stem",))
+def _stem_one_lr():
+    r, stages, stat = _stem()
+    stem = stages[0]
+    ft, scr = stat("digits", "one_lr", stem), stat("digits", "scratch", stem)
+    deeper = all(stat("digits", "one_lr", s).mean < stat("digits", "scratch", s).mean for s in stages[1:])
+    ok = ft.min > 0.10 and ft.mean > scr.mean and deeper
+    ev = "; ".join(f"{s}: fine-tuned {stat('digits', 'one_lr', s)}, scratch {stat('digits', 'scratch', s)}"
+                   for s in stages)
+    values = {}
+    for s in stages:
+        key = "stem" if s == stem else s
+        values[f"{key}_ft"] = 100 * stat("digits", "one_lr", s).mean
+        values[f"{key}_ft_std"] = 100 * stat("digits", "one_lr", s).std
+        values[f"{key}_scr"] = 100 * stat("digits", "scratch", s).mean
+        values[f"{key}_scr_std"] = 100 * stat("digits", "scratch", s).std
+        values[f"{key}_ratio"] = stat("digits", "one_lr", s).mean / stat("digits", "scratch", s).mean
+    return Outcome(ok, ev, values=values)
+
+
+@claim("07", "frozen-stem", "Keeping the source's stem frozen (one learning rate for the rest) costs "
+       "nothing measurable: its accuracy and that of fine-tuning every stage overlap over the seeds "
+       "and their means are within one point; both beat training from scratch in every seed.",
+       uses=("transfer_stem",))
+def _frozen_stem():
+    acc = results("transfer_stem")["acc"]["digits"]
+    fz, one, scr = Stat(acc["frozen_stem"]), Stat(acc["one_lr"]), Stat(acc["scratch"])
+    ok = (fz.overlaps(one) and abs(fz.mean - one.mean) < 0.01 and min(_paired(acc["frozen_stem"], acc["scratch"])) > 0
+          and min(_paired(acc["one_lr"], acc["scratch"])) > 0)
+    return Outcome(ok, f"frozen stem {fz}, every stage {one}, scratch {scr}",
+                   values={"frozen": 100 * fz.mean, "frozen_std": 100 * fz.std, "one": 100 * one.mean,
+                           "one_std": 100 * one.std, "scratch": 100 * scr.mean, "scratch_std": 100 * scr.std,
+                           "diff": 100 * (fz.mean - one.mean)})
+
+
+@claim("07", "stem-far-same", "On the inverted digits, fine-tuning with one learning rate moves the "
+       "stem about as much as on the digits (ranges overlap, means within 3 points): the amount a "
+       "stage moves under Adam says little about how much it needs to change.", uses=("transfer_stem",))
+def _stem_far():
+    r, stages, stat = _stem()
+    stem = stages[0]
+    near, far = stat("digits", "one_lr", stem), stat("inverted", "one_lr", stem)
+    ok = near.overlaps(far) and abs(near.mean - far.mean) < 0.03
+    return Outcome(ok, f"stem change: inverted {far}, digits {near}",
+                   values={"far": 100 * far.mean, "far_std": 100 * far.std, "near": 100 * near.mean})
+
+
+# --- a farther target (transfer_distance) --------------------------------------------------------
+
+def _dist(target: str, method: str, k: str) -> list[float]:
+    return results("transfer_distance")["acc"][target][method][k]
+
+
+def _dist_gain(target: str, method: str, k: str) -> list[float]:
+    return results("transfer_distance")["gain"][target][method][k]
+
+
+def _dist_sizes() -> list[str]:
+    return results("transfer_distance")["config"]["per_class"]
+
+
+@claim("07", "source04-acc", "The second source model (the same recipe on MNIST 5k's digits 0-4 only) "
+       "classifies at least 97% of the held-out digits 0-4.", uses=("transfer_distance",))
+def _source04():
+    acc = results("transfer_distance")["source"]["test_acc"]
+    return Outcome(acc >= 0.97, f"test accuracy {acc:.4f} on {results('transfer_distance')['source']['test_size']} "
+                   "images", values={"acc": 100 * acc})
+
+
+@claim("07", "distance-gain", "Fine-tuning the 0-4 source gains over training from scratch on average on "
+       "both targets; its mean gain is lower on the new classes 5-9 than on the source's classes 0-4 at "
+       "every label budget, but by less than the spread between seeds (the ranges overlap at every "
+       "budget).", uses=("transfer_distance",))
+def _distance_gain():
+    ks = _dist_sizes()
+    near = {k: Stat(_dist_gain("near", "full", k), "+.3f") for k in ks}
+    far = {k: Stat(_dist_gain("far", "full", k), "+.3f") for k in ks}
+    ok = all(far[k].mean < near[k].mean and far[k].overlaps(near[k]) and far[k].mean > 0 for k in ks)
+    ev = "; ".join(f"{k}/class: gain on 0-4 {near[k]}, on 5-9 {far[k]}" for k in ks)
+    values = {f"near{k}": 100 * near[k].mean for k in ks} | {f"far{k}": 100 * far[k].mean for k in ks}
+    values |= {f"near{k}_std": 100 * near[k].std for k in ks} | {f"far{k}_std": 100 * far[k].std for k in ks}
+    diffs = [100 * (near[k].mean - far[k].mean) for k in ks]
+    values |= {"mindiff": min(diffs), "maxdiff": max(diffs)}
+    return Outcome(ok, ev, values=values)
+
+
+@claim("07", "distance-probe", "A linear probe on the frozen 0-4 features is less accurate on 5-9 than "
+       "on 0-4 at every label budget (means), but so is training from scratch; relative to scratch the "
+       "probe does no worse on the far pair beyond the noise (the ranges of its gain overlap), and it "
+       "stays below scratch on average from 2 labels per class on, for both targets.",
+       uses=("transfer_distance",))
+def _distance_probe():
+    ks = _dist_sizes()
+    m = lambda t, meth, k: Stat(_dist(t, meth, k))  # noqa: E731
+    gn = {k: Stat(_dist_gain("near", "probe", k), "+.3f") for k in ks}
+    gf = {k: Stat(_dist_gain("far", "probe", k), "+.3f") for k in ks}
+    ok = (all(m("far", "probe", k).mean < m("near", "probe", k).mean for k in ks)
+          and all(m("far", "scratch", k).mean < m("near", "scratch", k).mean for k in ks)
+          and all(gn[k].overlaps(gf[k]) for k in ks)
+          and all(gn[k].mean < 0 and gf[k].mean < 0 for k in ks[1:]))
+    ev = "; ".join(f"{k}/class: probe on 0-4 {m('near', 'probe', k)} (minus scratch {gn[k]}), on 5-9 "
+                   f"{m('far', 'probe', k)} (minus scratch {gf[k]})" for k in ks)
+    values = {f"near{k}": 100 * m("near", "probe", k).mean for k in ks} | {f"far{k}": 100 * m("far", "probe", k).mean for k in ks}
+    values |= {f"snear{k}": 100 * m("near", "scratch", k).mean for k in ks} | {f"sfar{k}": 100 * m("far", "scratch", k).mean for k in ks}
+    values |= {f"gnear{k}": 100 * gn[k].mean for k in ks} | {f"gfar{k}": 100 * gf[k].mean for k in ks}
+    return Outcome(ok, ev, values=values)
+
+
+# --- more paper and slide comparisons ------------------------------------------------------------
+
+@claim("07", "paper-distance", "Transferability drops with the distance between the source and the "
+       "target task.", uses=("transfer_distance",),
+       paper="Yosinski et al. 2014 (ImageNet split into two halves; REFERENCE.md)", expect="not reproduced here")
+def _paper_distance():
+    ks = _dist_sizes()
+    ft = [Stat(_dist_gain("far", "full", k)).mean < Stat(_dist_gain("near", "full", k)).mean for k in ks]
+    pr = [Stat(_dist_gain("far", "probe", k)).mean < Stat(_dist_gain("near", "probe", k)).mean for k in ks]
+    sep = [Stat(_dist_gain("near", "full", k)).above(Stat(_dist_gain("far", "full", k))) for k in ks]
+    # partly: lower mean gains everywhere AND at least one budget where the seed ranges separate
+    verdict = verdict_from(all(ft) and all(pr) and all(sep), all(ft) and any(sep))
+    ev = ("gain over scratch, 0-4 source -> 0-4 vs 5-9 (mean, points): "
+          + ", ".join(f"{k}/class fine-tune {100 * Stat(_dist_gain('near', 'full', k)).mean:+.1f} vs "
+                      f"{100 * Stat(_dist_gain('far', 'full', k)).mean:+.1f}, probe "
+                      f"{100 * Stat(_dist_gain('near', 'probe', k)).mean:+.1f} vs "
+                      f"{100 * Stat(_dist_gain('far', 'probe', k)).mean:+.1f}" for k in ks)
+          + f"; seed ranges separate at {sum(sep)} of {len(ks)} budgets")
+    return Outcome(True, ev, verdict=verdict)
+
+
+@claim("07", "paper-random-init", "Transferred weights beat random ones as a starting point, and the "
+       "boost lingers after fine-tuning on the whole target set.", uses=("transfer_curves",),
+       paper="Yosinski et al. 2014 (REFERENCE.md)", expect="partly")
+def _paper_random():
+    few = all(min(_paired(_acc("full", k), _acc("scratch", k))) > 0 for k in ("1", "5", "10"))
+    lingers = min(_paired(_acc("full", "all"), _acc("scratch", "all"))) > 0
+    g = {k: Stat(_paired(_acc("full", k), _acc("scratch", k)), "+.3f") for k in SIZES}
+    ev = "fine-tuned minus scratch: " + ", ".join(f"{k}/class {100 * v.mean:+.1f} points "
+                                                   f"(range {100 * v.min:+.1f} to {100 * v.max:+.1f})"
+                                                   for k, v in g.items())
+    return Outcome(True, ev, verdict=verdict_from(few and lingers, few))
+
+
+@claim("07", "paper-filters", "First-layer filters are alike for all tasks.", uses=("transfer_stem",),
+       paper="lecture slides «Дообучение» (after Yosinski et al. 2014)", expect="partly")
+def _paper_filters():
+    r = results("transfer_stem")
+    acc = r["acc"]["digits"]
+    stem = r["config"]["stages"][0]
+    fz, one = Stat(acc["frozen_stem"]), Stat(acc["one_lr"])
+    frozen_ok = fz.overlaps(one) and abs(fz.mean - one.mean) < 0.01
+    near = [c[stem] for c in r["change"]["digits"]["one_lr"]]
+    far = [c[stem] for c in r["change"]["inverted"]["one_lr"]]
+    # "for all tasks": full only if a frozen stem was tested (and cost nothing) on two targets or more
+    tested = [t for t, arms in r["acc"].items() if "frozen_stem" in arms]
+    all_ok = len(tested) >= 2 and all(
+        Stat(r["acc"][t]["frozen_stem"]).overlaps(Stat(r["acc"][t]["one_lr"])) for t in tested)
+    verdict = verdict_from(frozen_ok and all_ok, frozen_ok)
+    return Outcome(True, f"digits: frozen source stem {fz} vs every stage trained {one} (one learning rate); "
+                   f"frozen stem tested on {len(tested)} target(s); stem change with one learning rate: inverted "
+                   f"digits {Stat(far)} vs digits {Stat(near)}", verdict=verdict)
+
+
+@claim("07", "paper-more-layers", "The further the new task from the source, the more layers must be "
+       "retrained.", uses=("transfer_curves",),
+       paper="lecture slides «Дообучение» (after Yosinski et al. 2014)", expect="partly")
+def _paper_layers():
+    sw = results("transfer_curves")["sweep"]["acc"]
+    means = {t: {s: Stat(v).mean for s, v in sw[t].items()} for t in sw}
+
+    def needed(t: str) -> int:
+        best = max(means[t].values())
+        return min(int(s) for s, m in means[t].items() if m >= best - 0.01)
+
+    head_loss_far = max(_paired(sw["inverted"]["1"], sw["digits"]["1"])) < 0
+    more = needed("inverted") > needed("digits")
+    return Outcome(True, f"stages to retrain to come within 1 point of the best: digits {needed('digits')}, "
+                   f"inverted digits {needed('inverted')}; head only: digits {Stat(sw['digits']['1'])}, inverted "
+                   f"{Stat(sw['inverted']['1'])}", verdict=verdict_from(more, head_loss_far),
+                   values={"near": needed("digits"), "far": needed("inverted")})
