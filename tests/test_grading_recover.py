@@ -42,9 +42,10 @@ def answer(nb, gid):
 
 
 RELEASE = tiny_source()
-for _c in RELEASE.cells:  # the release's answers are blank, as generate_assignment writes them
+for _c in RELEASE.cells:  # as generate_assignment writes it: blank answers, no hidden tests
     if _c.metadata["nbgrader"].get("solution"):
         _c.source = _c.source.split("### BEGIN SOLUTION")[0] + "    raise NotImplementedError()"
+    _c.source = _c.source.split("### BEGIN HIDDEN TESTS")[0].rstrip("\n")
 
 
 def test_helpers():
@@ -115,7 +116,8 @@ def test_kept_metadata_is_untouched_and_unmatched_answers_say_so():
 def test_recovered_submissions_get_the_points_their_code_earns(tmp_path):
     course = make_course(tmp_path)
     subs = tmp_path / "subs"
-    release = RELEASE
+    (tmp_path / "out").mkdir()
+    release = R.build_template(opts_for(course, subs, tmp_path / "out").validated()).notebooks["tiny"]
     cases = {}
     cases["stripped"] = strip(solved(release))                   # all metadata gone: 5
     nb = strip(solved(release))
@@ -136,3 +138,12 @@ def test_recovered_submissions_get_the_points_their_code_earns(tmp_path):
     assert any("recognised" in n for n in records["stripped"].notes)
     csv = (tmp_path / "out" / "grades.csv").read_text()
     assert "recognised your answer 'add'" in csv, "the row's notes say what was recovered"
+
+
+def test_an_edited_test_copy_is_not_taken_into_the_answer():
+    nb = strip(solved(RELEASE))
+    nb.cells[2].source += "\nprint('my own line')"   # the student edited test_add: no longer matches
+    nb.cells.insert(1, nbformat.v4.new_code_cell("assert True  # my own check"))
+    fixed, notes = repair(nb, RELEASE)
+    assert answer(fixed, "add").strip().startswith("def add"), answer(fixed, "add")
+    assert [g for g, _ in graded(fixed)].count("test_add") == 1, "the test is put back from the release"

@@ -55,10 +55,6 @@ def _tree_digest(root: Path) -> str:
 def build_template(opts: Options) -> Template:
     """Release the assignment into ``OUT/.grader/template`` with nbgrader's generate_assignment
     (the gradebook there lists its notebooks, tests and points) and create ``OUT/gradebook.db``."""
-    from nbgrader.apps.api import NbGraderAPI
-    from nbgrader.coursedir import CourseDirectory
-    from traitlets.config import Config
-
     src = (opts.course / opts.source_directory / opts.assignment).resolve()
     if not src.is_dir() or not list(src.glob("*.ipynb")):
         raise FileNotFoundError(f"no source notebooks in {src}: pass --course, the folder that holds "
@@ -67,6 +63,10 @@ def build_template(opts: Options) -> Template:
     digest = _tree_digest(src)
     stamp = root / "source.sha256"
     if not (stamp.exists() and stamp.read_text() == digest):
+        from nbgrader.apps.api import NbGraderAPI
+        from nbgrader.coursedir import CourseDirectory
+        from traitlets.config import Config
+
         shutil.rmtree(root, ignore_errors=True)
         (root / "source").mkdir(parents=True)
         shutil.copytree(src, root / "source" / opts.assignment,

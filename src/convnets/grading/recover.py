@@ -72,6 +72,14 @@ def _segments(source: str, owner_of: dict[str, str]) -> list[tuple[str, str]] | 
     return [(gid, "\n".join(text)) for gid, text in pieces]
 
 
+def _is_test_like(source: str) -> bool:
+    """A cell with an ``assert`` at the top level (a copy of a test, the student's own check)."""
+    try:
+        return any(isinstance(n, ast.Assert) for n in ast.parse(source).body)
+    except SyntaxError:
+        return False
+
+
 def _gid(cell: NotebookNode) -> str | None:
     md = cell.metadata.get("nbgrader")
     return md.get("grade_id") if isinstance(md, dict) else None
@@ -163,6 +171,10 @@ def recover(cells: list[NotebookNode], release_cells: dict[str, NotebookNode]) -
                    and wanted & set(defined_names(cells[j].source))
                    and cells[j].metadata.get("_convnets_answer") in (None, gid)]
         place = f"between {prev!r} and {nxt!r}" if prev and nxt else (f"after {prev!r}" if prev else f"before {nxt!r}")
+        if wanted and any(j in defines for j in between):
+            # up to the cell that defines the answer; a cell of top-level asserts is a test, not the answer
+            last = max(j for j in between if j in defines)
+            between = [j for j in between if j <= last and (j in defines or not _is_test_like(cells[j].source))]
         if anchored and between and (not wanted or any(j in defines for j in between) or not defines):
             chosen, how = between, f"by its place ({place})"
         elif tagged or defines:
