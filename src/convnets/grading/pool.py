@@ -121,11 +121,17 @@ class Pool:
 
     def launcher(self) -> list[str] | None:
         """The kernelspec's launcher for the next submission (None: a cold kernel)."""
-        if self.zygote is None:
-            return None
         with self.lock:
-            self.zygote.ensure()
-        return self.zygote.argv()
+            if self.zygote is None:
+                return None
+            try:
+                self.zygote.ensure()
+            except RuntimeError as e:  # cold kernels still grade, only slower
+                log.warning("%s: starting a fresh kernel per student instead", e)
+                self.zygote.stop()
+                self.zygote = None
+                return None
+            return self.zygote.argv()
 
     def _run_fresh(self, job: dict) -> tuple[bool, int | None]:
         work = Path(job["course"])
@@ -231,4 +237,5 @@ class Pool:
             w.close()
         if self.zygote is not None:
             self.zygote.stop()
+        if not self.opts.fresh_processes:
             shutil.rmtree(self.sock_dir, ignore_errors=True)

@@ -236,7 +236,8 @@ class Zygote:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None and self.sock.exists()
 
-    def start(self, wait: float = 120.0) -> None:
+    def start(self) -> None:
+        """Start the server (it gets ready in the background: see :meth:`ensure`)."""
         self.stop()
         self.sock_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if self.sock.exists():
@@ -246,15 +247,19 @@ class Zygote:
                                      env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      cwd=str(self.sock_dir), start_new_session=True)
         log.close()
-        t0 = time.time()
-        while not self.sock.exists():
-            if self.proc.poll() is not None or time.time() - t0 > wait:
-                raise RuntimeError(f"the kernel fork server did not start (see {self.log_file})")
-            time.sleep(0.05)
 
-    def ensure(self) -> None:
-        if not self.alive():
-            self.start()
+    def ensure(self, wait: float = 1800.0) -> None:
+        """Wait until the server listens (importing torch takes minutes on a loaded machine);
+        restart it once if it died. RuntimeError when it cannot start."""
+        for attempt in range(2):
+            if self.proc is None or self.proc.poll() is not None:
+                self.start()
+            t0 = time.time()
+            while not self.sock.exists() and self.proc.poll() is None and time.time() - t0 < wait:
+                time.sleep(0.05)
+            if self.alive():
+                return
+        raise RuntimeError(f"the kernel fork server did not start (see {self.log_file})")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
