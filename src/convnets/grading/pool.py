@@ -105,7 +105,7 @@ class _Worker:
 class Pool:
     """Grades prepared submissions (:func:`convnets.grading.prepare.prepare`); thread-safe."""
 
-    def __init__(self, opts: Options, level: str, preload: list[str]):
+    def __init__(self, opts: Options, level: str, preload: list[str], warm: int = 0):
         self.opts = opts
         self.level = level
         self.lock = threading.Lock()
@@ -118,6 +118,8 @@ class Pool:
             self.sock_dir = Path(tempfile.mkdtemp(prefix="cgz-"))
             self.zygote = Zygote(self.sock_dir, preload, self.env, opts.out / ".grader" / "zygote.log")
             self.zygote.start()
+            # workers that import nbgrader while the assignment is being released
+            self.idle = [_Worker(self.env) for _ in range(warm)]
 
     def launcher(self) -> list[str] | None:
         """The kernelspec's launcher for the next submission (None: a cold kernel)."""

@@ -70,7 +70,6 @@ def grade_all(opts: Options) -> list[Record]:
 
 def _grade_all(opts: Options) -> list[Record]:
     level = resolve_level(opts.isolation)
-    tmpl = build_template(opts)
     subs, orphans = collect(opts.submissions, opts.assignment, opts.regexp)
     for o in orphans:
         log.warning("no student id in %s: ignored (name files STUDENT/... or STUDENT_%s.ipynb, or pass --regexp)",
@@ -92,6 +91,27 @@ def _grade_all(opts: Options) -> list[Record]:
                 done.append(old)
                 continue
         todo.append(sub)
+    # the fork server (importing torch) and the workers (importing nbgrader) start now, while the
+    # assignment is released: the three run at once
+    pool = Pool(opts, level, preload_for(_source_code(opts)), warm=min(opts.jobs, len(todo))) if todo else None
+    try:
+        return _grade(opts, level, todo, done, pool)
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def _source_code(opts: Options) -> list[str]:
+    """The code cells of the assignment's source notebooks ([] when there are none)."""
+    import nbformat
+
+    src = opts.course / opts.source_directory / opts.assignment
+    return [c.source for p in sorted(src.glob("*.ipynb")) for c in nbformat.read(str(p), as_version=4).cells
+            if c.cell_type == "code"] if src.is_dir() else []
+
+
+def _grade(opts: Options, level: str, todo: list[Submission], done: list[Record], pool: Pool | None) -> list[Record]:
+    tmpl = build_template(opts)
     test_ids = [gid for _, gid, _ in tmpl.tests]
     kept = len(done)
     t_start = time.monotonic()
@@ -111,10 +131,7 @@ def _grade_all(opts: Options) -> list[Record]:
         progress.step()
         return record
 
-    if todo:
-        preload = preload_for([c.source for nb in tmpl.notebooks.values() for c in nb.cells if c.cell_type == "code"])
-        pool = Pool(opts, level, preload)
-
+    if todo and pool is not None:
         def task(sub: Submission) -> Record:
             try:
                 job, record = prepare(sub, tmpl, opts, level, launcher=pool.launcher())
@@ -125,20 +142,17 @@ def _grade_all(opts: Options) -> list[Record]:
                 log.exception("%s: grading failed", sub.student)
                 return new_record(sub, "failed", f"grader error: {type(e).__name__}: {e}")
 
-        try:
-            with cf.ThreadPoolExecutor(max_workers=opts.jobs) as ex:
-                futures = [ex.submit(task, s) for s in todo]
-                try:
-                    for fut in cf.as_completed(futures):
-                        done.append(finish(fut.result()))
-                except KeyboardInterrupt:
-                    log.warning("interrupted: stopping the running submissions; graded ones are kept, rerun to resume")
-                    for fut in futures:
-                        fut.cancel()
-                    pool.kill_all()
-                    raise
-        finally:
-            pool.close()
+        with cf.ThreadPoolExecutor(max_workers=opts.jobs) as ex:
+            futures = [ex.submit(task, s) for s in todo]
+            try:
+                for fut in cf.as_completed(futures):
+                    done.append(finish(fut.result()))
+            except KeyboardInterrupt:
+                log.warning("interrupted: stopping the running submissions; graded ones are kept, rerun to resume")
+                for fut in futures:
+                    fut.cancel()
+                pool.kill_all()
+                raise
     write_csv(opts.out, test_ids)
     done.sort(key=lambda r: r.student)
     text = summary(done, time.monotonic() - t_start, len(done) - kept)

@@ -243,6 +243,7 @@ class Zygote:
         """Start the server (it gets ready in the background: see :meth:`ensure`)."""
         self.stop()
         self.sock_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
         if self.sock.exists():
             self.sock.unlink()
         log = open(self.log_file, "a")
