@@ -2,9 +2,12 @@
 
 The instructor's notebooks (with solutions and hidden tests) live in ``solutions/<assignment>/``;
 ``nbgrader generate_assignment`` writes the student versions to ``exercises/<assignment>/``.
-See README.md, "For instructors".
+See README.md, "For instructors". The grading rules (cell timeout, stderr, output limits, the
+feedback's preprocessors) are not written here: they are ``convnets.grading.rules``, the same
+definition ``convnets-grade`` uses, so ``nbgrader autograde`` run by hand grades by the same rules.
 """
 import os
+import sys
 
 c = get_config()  # noqa: F821 - provided by nbgrader
 
@@ -14,24 +17,10 @@ c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "exercises"
 c.CourseDirectory.course_id = "convnets"
 
-# A torch UserWarning on stderr must not score a test cell zero.
-c.ClearOutput.enabled = True
-c.IgnorePattern.enabled = True
-c.IgnorePattern.pattern = r".*(UserWarning|DeprecationWarning|FutureWarning).*"
+# the checkout's own library first (its preprocessors are named in the rules), else the installed one
+_src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "src")
+if os.path.isfile(os.path.join(_src, "convnets", "grading", "rules.py")) and _src not in sys.path:
+    sys.path.insert(0, _src)
+from convnets.grading import rules  # noqa: E402
 
-# A deleted test cell comes back when grading, instead of staying "needs manual grade" forever.
-c.OverwriteCells.add_missing_cells = True
-
-# Tracebacks and long outputs stay readable in the feedback.
-c.LimitOutput.max_lines = 200
-c.LimitOutput.max_traceback = 60
-
-# Hidden tests never appear in the feedback a student receives.
-c.GenerateFeedback.preprocessors = [
-    "nbgrader.preprocessors.GetGrades",
-    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
-    "nbgrader.preprocessors.ClearHiddenTests",
-]
-
-# Student notebooks run for at most this many seconds per cell.
-c.ExecutePreprocessor.timeout = 300
+rules.apply(c)

@@ -173,8 +173,7 @@ def corpus(tmp_path_factory):
     subs = tmp / "submissions"
     subs.mkdir()
     out = tmp / "out"
-    opts = opts_for(course, subs, out)
-    opts.out, opts.course = out.resolve(), course.resolve()
+    opts = opts_for(course, subs, out).validated()
     out.mkdir()
     release = R.build_template(opts).notebooks["tiny"]
 
@@ -256,7 +255,7 @@ def corpus(tmp_path_factory):
     put("twice", solved(release), name="tiny (resubmitted).ipynb", mtime=now)
 
     t0 = time.time()
-    records = {r["student"]: r for r in R.grade_all(opts_for(course, subs, out))}
+    records = {r.student: r for r in R.grade_all(opts_for(course, subs, out))}
     seconds = time.time() - t0
     try:
         server.accept()
@@ -305,11 +304,11 @@ def test_corpus_outcome(corpus, student):
     status, total = EXPECTED[student]
     if LEVEL == "none" and student == "alloc":
         pytest.skip("without isolation there is no memory limit")
-    assert (r["status"], r["total"]) == (status, total), (
+    assert (r.status, r.total) == (status, total), (
         f"{student}: expected {status} with {total} points, got {r['status']} with {r['total']} "
         f"({r['reason']}; notes {r['notes']})")
     if status != "graded":
-        assert r["reason"], f"{student}: a {status} row must say why"
+        assert r.reason, f"{student}: a {status} row must say why"
     fb = corpus["out"] / "feedback" / student / "tiny.html"
     assert fb.exists(), f"{student}: no feedback file"
     text = fb.read_text()
@@ -320,13 +319,13 @@ def test_corpus_outcome(corpus, student):
 @pytest.mark.slow
 def test_corpus_details(corpus):
     rec = corpus["records"]
-    assert "renamed" in " ".join(rec["renamed"]["notes"])
-    assert any("latest" in n for n in rec["twice"]["notes"]), rec["twice"]["notes"]
-    assert "another assignment" in rec["otherassign"]["reason"]
-    assert "segmentation fault" in rec["segfault"]["reason"], rec["segfault"]["reason"]
-    assert "exited with status 3" in rec["exit"]["reason"], rec["exit"]["reason"]
-    assert rec["syntax"]["tests"]["test_add"]["message"].startswith("NameError"), rec["syntax"]["tests"]
-    assert any("output cut" in n for n in rec["bigprint"]["notes"]), rec["bigprint"]["notes"]
+    assert "renamed" in " ".join(rec["renamed"].notes)
+    assert any("latest" in n for n in rec["twice"].notes), rec["twice"].notes
+    assert "another assignment" in rec["otherassign"].reason
+    assert "segmentation fault" in rec["segfault"].reason, rec["segfault"].reason
+    assert "exited with status 3" in rec["exit"].reason, rec["exit"].reason
+    assert rec["syntax"].tests["test_add"].message.startswith("NameError"), rec["syntax"].tests
+    assert any("output cut" in n for n in rec["bigprint"].notes), rec["bigprint"].notes
     size = (corpus["out"] / "autograded" / "bigprint" / "tiny.ipynb").stat().st_size
     assert size < 1_000_000, f"a 100 MB print must not be kept in the graded notebook ({size} bytes)"
     fb = (corpus["out"] / "feedback" / "syntax" / "tiny.html").read_text()
@@ -353,7 +352,7 @@ def test_gradebook_matches_csv(corpus):
     with Gradebook(f"sqlite:///{corpus['out'] / 'gradebook.db'}", "convnets") as gb:
         for student, r in corpus["records"].items():
             score = gb.find_submission("tiny", student).score
-            assert score == pytest.approx(r["total"]), f"{student}: gradebook {score} vs report {r['total']}"
+            assert score == pytest.approx(r.total), f"{student}: gradebook {score} vs report {r['total']}"
 
 
 @pytest.mark.slow
@@ -393,7 +392,7 @@ def test_same_scores_as_serial_nbgrader(tmp_path):
 
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         serial = {s: gb.find_submission("tiny", s).score for s in variants}
-    ours = {r["student"]: r["total"] for r in R.grade_all(opts_for(course, subs, tmp_path / "out"))}
+    ours = {r.student: r.total for r in R.grade_all(opts_for(course, subs, tmp_path / "out"))}
     assert ours == serial, f"convnets-grade {ours} vs serial nbgrader {serial}"
     assert serial == {"a": 5, "b": 3, "c": 2, "d": 0}, serial
 
@@ -407,7 +406,7 @@ def test_degrades_without_isolation(tmp_path, caplog):
     nbformat.write(src, str(subs / "ok" / "tiny.ipynb"))
     with caplog.at_level("WARNING", logger="convnets.grading"):
         records = R.grade_all(opts_for(course, subs, tmp_path / "out", isolation="none", jobs=1))
-    assert [(r["student"], r["status"], r["total"]) for r in records] == [("ok", "graded", 5)]
+    assert [(r.student, r.status, r.total) for r in records] == [("ok", "graded", 5)]
     assert "ISOLATION OFF" in caplog.text
 
 
@@ -455,7 +454,7 @@ def test_forged_equality_gets_no_points_on_00_warmup(tmp_path, monkeypatch):
     nbformat.write(forged, str(subs / "forger" / f"{assignment}.ipynb"))
     (subs / "perfect").mkdir()
     shutil.copy(ROOT / "solutions" / assignment / f"{assignment}.ipynb", subs / "perfect")
-    records = {r["student"]: r for r in R.grade_all(R.Options(
+    records = {r.student: r for r in R.grade_all(R.Options(
         assignment=assignment, submissions=subs, out=tmp_path / "out", course=ROOT, jobs=2, cell_timeout=120))}
-    assert records["perfect"]["total"] == records["perfect"]["max_total"] > 0, json.dumps(records["perfect"], indent=1, default=str)
-    assert records["forger"]["total"] == 0, f"a forged __eq__ scored points: {records['forger']['tests']}"
+    assert records["perfect"].total == records["perfect"].max_total > 0, json.dumps(records["perfect"].to_dict(), indent=1, default=str)
+    assert records["forger"].total == 0, f"a forged __eq__ scored points: {records['forger']['tests']}"

@@ -8,9 +8,16 @@ per-student HTML feedback without hidden tests, a log and nbgrader's gradebook. 
 (release, collect, grade, return feedback) and the isolation requirements are in
 ``docs/instructors.md``.
 
-Modules: :mod:`.collect` (files to students), :mod:`.sanitize` (parse and repair notebooks),
-:mod:`.sandbox` (the kernel's isolation), :mod:`.preprocessors` (nbgrader fixes),
-:mod:`.worker` (one submission), :mod:`.runner` (the run).
+``convnets-grade merge OUT1 OUT2 ... --out OUT`` combines the folders of several shards
+(``--shard K/N``, one per machine) into one.
+
+Modules: :mod:`.options` (options and the record of a student), :mod:`.rules` (the grading rules,
+shared with ``nbgrader_config.py``), :mod:`.collect` (files to students), :mod:`.sanitize` and
+:mod:`.recover` (parse and repair notebooks, recognise cells whose metadata was lost),
+:mod:`.prepare` (the release and each student's folder), :mod:`.sandbox` (the kernel's
+isolation), :mod:`.zygote` (the kernel fork server), :mod:`.preprocessors` (nbgrader fixes),
+:mod:`.worker` (grading in a private course folder), :mod:`.pool` (the workers),
+:mod:`.report` (CSV, gradebook, feedback, merge), :mod:`.runner` (the run).
 """
 from __future__ import annotations
 
@@ -19,6 +26,8 @@ import logging
 import re
 import sys
 from pathlib import Path
+
+from . import rules
 
 __all__ = ["main", "parse_size"]
 
@@ -44,32 +53,72 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source-directory", default="solutions", help="folder of the source notebooks (default: solutions)")
     p.add_argument("-j", "--jobs", type=int, default=0, help="submissions graded at once (default: number of cores)")
     p.add_argument("--force", action="store_true", help="regrade submissions already graded in --out")
-    p.add_argument("--cell-timeout", type=int, default=120, help="seconds a cell may run (default: 120)")
+    p.add_argument("--cell-timeout", type=int, default=rules.CELL_TIMEOUT,
+                   help=f"seconds a cell may run (default: {rules.CELL_TIMEOUT}, as nbgrader_config.py)")
     p.add_argument("--timeout", type=int, default=900, help="seconds a whole submission may run (default: 900)")
     p.add_argument("--memory", type=parse_size, default=parse_size("4G"), help="memory per kernel (default: 4G)")
     p.add_argument("--max-output", type=int, default=100_000, help="characters of output kept per cell")
     p.add_argument("--isolation", choices=["auto", "root", "userns", "none"], default="auto",
                    help="kernel isolation (default: the strongest this machine allows)")
     p.add_argument("--regexp", help="regular expression with a (?P<student_id>...) group, matched on each path")
+    p.add_argument("--shard", metavar="K/N", help="grade only shard K of N (by a hash of the student id; "
+                   "combine the N output folders with `convnets-grade merge`)")
+    p.add_argument("--fresh-processes", action="store_true",
+                   help="a new worker process and a cold kernel per student (slower; no fork server)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--keep-work", action="store_true", help="keep the per-student working folders (debugging)")
     p.add_argument("-q", "--quiet", action="store_true", help="log warnings only on the console")
     return p
 
 
+def merge_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="convnets-grade merge",
+        description="Combine the output folders of several runs (one per shard) into one: grades.csv, "
+                    "results, gradebook.db, feedback, autograded notebooks and logs.")
+    p.add_argument("folders", nargs="+", type=Path, help="output folders of `convnets-grade ... --shard K/N`")
+    p.add_argument("--out", type=Path, required=True, help="the combined output folder (a new one)")
+    return p
+
+
+def _print_rows(records, out: Path) -> None:
+    width = max([len(r.student) for r in records] + [7])
+    for r in records:
+        print(f"{r.student:<{width}}  {r.status:<14} {r.total:>6g} / {r.max_total:<6g} {r.reason[:80]}")
+    print(f"grades: {out / 'grades.csv'}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point ``convnets-grade``; returns 0 when every submission got a row."""
-    from .runner import Options, grade_all
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    logging.getLogger("convnets.grading").setLevel(logging.INFO)
+    if argv[:1] == ["merge"]:
+        from .report import merge, summary
+
+        margs = merge_parser().parse_args(argv[1:])
+        try:
+            records = merge(margs.folders, margs.out)
+        except (FileNotFoundError, ValueError) as e:
+            print(f"convnets-grade merge: error: {e}", file=sys.stderr)
+            return 2
+        _print_rows(records, margs.out)
+        print(summary(records, 0.0, 0))
+        return 0
+    from .options import Options
+    from .runner import grade_all
 
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(message)s")
-    logging.getLogger("convnets.grading").setLevel(logging.INFO)
-    if args.jobs < 0:
-        raise SystemExit("--jobs must be 0 (all cores) or a positive number")
+    if args.quiet:
+        logging.getLogger().setLevel(logging.WARNING)
+        for h in logging.getLogger().handlers:
+            h.setLevel(logging.WARNING)
     opts = Options(assignment=args.assignment, submissions=args.submissions, out=args.out, course=args.course,
                    source_directory=args.source_directory, jobs=args.jobs, force=args.force,
                    cell_timeout=args.cell_timeout, timeout=args.timeout, memory=args.memory,
                    max_output_chars=args.max_output, isolation=args.isolation, regexp=args.regexp,
-                   keep_work=args.keep_work)
+                   keep_work=args.keep_work, shard=args.shard, fresh_processes=args.fresh_processes,
+                   progress=not args.no_progress)
     try:
         records = grade_all(opts)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
@@ -78,8 +127,5 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("convnets-grade: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
-    width = max([len(r["student"]) for r in records] + [7])
-    for r in records:
-        print(f"{r['student']:<{width}}  {r['status']:<14} {r['total']:>6g} / {r['max_total']:<6g} {r['reason'][:80]}")
-    print(f"grades: {Path(args.out) / 'grades.csv'}")
+    _print_rows(records, Path(args.out))  # the summary is the log's last lines
     return 0

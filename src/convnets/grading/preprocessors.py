@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import time
 import typing as t
 
 from nbclient.exceptions import DeadKernelError
@@ -55,10 +56,36 @@ class GuardedExecute(Execute):
         100_000, help="Most characters of output kept per cell (text and encoded images)."
     ).tag(config=True)
 
+    #: seconds of the last run: ``kernel_start`` (until the kernel answers), ``first_cell`` (the
+    #: notebook's first code cell, its imports), ``execution`` (every cell, and the shutdown)
+    timings: t.ClassVar[dict[str, float]] = {}
+
     def preprocess(self, nb: NotebookNode, resources: t.Any = None, km: t.Any = None):
         self._death: str | None = None
         self._output_size: dict[int, int] = {}
-        return super().preprocess(nb, resources, km)
+        GuardedExecute.timings = self._timings = {"kernel_start": 0.0, "first_cell": 0.0}
+        t0 = time.perf_counter()
+        try:
+            return super().preprocess(nb, resources, km)
+        finally:
+            self._timings["execution"] = time.perf_counter() - t0 - self._timings["kernel_start"]
+
+    async def async_start_new_kernel(self, **kwargs: t.Any) -> None:
+        t0 = time.perf_counter()
+        try:
+            return await super().async_start_new_kernel(**kwargs)
+        finally:
+            self._timings["kernel_start"] += time.perf_counter() - t0
+
+    async def async_start_new_kernel_client(self):
+        t0 = time.perf_counter()
+        try:
+            return await super().async_start_new_kernel_client()
+        finally:
+            self._timings["kernel_start"] += time.perf_counter() - t0
+
+    start_new_kernel = run_sync(async_start_new_kernel)
+    start_new_kernel_client = run_sync(async_start_new_kernel_client)
 
     async def async_execute_cell(self, cell: NotebookNode, cell_index: int,
                                  execution_count: int | None = None, store_history: bool = True) -> NotebookNode:
@@ -67,6 +94,7 @@ class GuardedExecute(Execute):
             if cell.cell_type == "code" and cell.source.strip():
                 cell.outputs = [self._error(KERNEL_DIED, f"not run: {death} in an earlier cell")]
             return cell
+        t0 = time.perf_counter()
         try:
             return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
         except DeadKernelError:
@@ -80,6 +108,11 @@ class GuardedExecute(Execute):
             self.log.error("Cell %d: %s", cell_index, self._death)
             cell.outputs = list(cell.get("outputs", [])) + [self._error(KERNEL_DIED, self._death + " in this cell")]
             return cell
+        finally:
+            timings = getattr(self, "_timings", None)
+            if timings is not None and cell.cell_type == "code" and not timings.get("_first_done"):
+                timings["first_cell"] = time.perf_counter() - t0
+                timings["_first_done"] = 1.0
 
     # nbclient binds the sync wrapper to its own coroutine: rebind it to the override
     execute_cell = run_sync(async_execute_cell)

@@ -87,15 +87,21 @@ def detect_level() -> tuple[str, str]:
     return "none", "unshare is not permitted here (" + "; ".join(errors) + ")"
 
 
-def write_kernelspec(jupyter_path: Path, name: str, level: str, spec_file: Path) -> Path:
+def write_kernelspec(jupyter_path: Path, name: str, level: str, spec_file: Path,
+                     launcher: list[str] | None = None) -> Path:
     """Write ``jupyter_path/kernels/<name>/kernel.json`` that starts the sandboxed kernel.
 
-    ``spec_file`` is the JSON written by :func:`write_spec` for one submission.
+    ``spec_file`` is the JSON written by :func:`write_spec` for one submission. ``launcher``: the
+    command that asks a kernel fork server for it (:meth:`convnets.grading.zygote.Zygote.argv`);
+    None starts a fresh interpreter in new namespaces (``unshare``, then :func:`main`).
     """
     kdir = Path(jupyter_path) / "kernels" / name
     kdir.mkdir(parents=True, exist_ok=True)
-    argv = unshare_prefix(level) + [sys.executable, "-m", "convnets.grading.sandbox", str(spec_file),
-                                    "--", "{connection_file}"]
+    if launcher:
+        argv = list(launcher) + [str(spec_file), "--", "{connection_file}"]
+    else:
+        argv = unshare_prefix(level) + [sys.executable, "-m", "convnets.grading.sandbox", str(spec_file),
+                                        "--", "{connection_file}"]
     spec = {"argv": argv, "display_name": f"Python 3 (sandboxed: {level})", "language": "python",
             "metadata": {"debugger": False}}
     (kdir / "kernel.json").write_text(json.dumps(spec, indent=1))
@@ -198,13 +204,11 @@ def _drop_capabilities() -> None:
         libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the kernelspec: ``python -m convnets.grading.sandbox SPEC -- CONNECTION_FILE``."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) < 3 or argv[1] != "--":
-        sys.exit("usage: python -m convnets.grading.sandbox SPEC.json -- CONNECTION_FILE [KERNEL ARGS]")
-    spec = json.loads(Path(argv[0]).read_text())
-    connection_file, extra = argv[2], argv[3:]
+def enter(spec: dict, connection_file: str, base_env: dict | None = None) -> dict:
+    """Apply the sandbox of ``spec`` to this process (already in its namespaces, working folder =
+    the notebook's): hide and keep paths, set the limits, drop privileges. Returns the kernel's
+    environment (``base_env`` with a private ``HOME``, ``TMPDIR`` and caches). Used by :func:`main`
+    (cold start, then ``exec``) and by :mod:`convnets.grading.zygote` (after a fork)."""
     level = spec["level"]
     kdir = spec["kernel_dir"]
     home, tmp = os.path.join(kdir, "home"), os.path.join(kdir, "tmp")
@@ -239,7 +243,7 @@ def main(argv: list[str] | None = None) -> None:
         os.setuid(owner[0])
     elif level == "userns":
         _drop_capabilities()
-    env = dict(os.environ)
+    env = dict(os.environ if base_env is None else base_env)
     env.update(HOME=home, TMPDIR=tmp, TEMP=tmp, TMP=tmp, MPLCONFIGDIR=os.path.join(home, ".mpl"),
                XDG_CACHE_HOME=os.path.join(home, ".cache"), JUPYTER_RUNTIME_DIR=tmp,
                IPYTHONDIR=os.path.join(home, ".ipython"), PYTHONDONTWRITEBYTECODE="1",
@@ -251,6 +255,17 @@ def main(argv: list[str] | None = None) -> None:
         env.update(USER="nobody", LOGNAME="nobody")
     with open(os.path.join(kdir, "kernel.pid"), "w") as fh:
         fh.write(str(os.getpid()))
+    return env
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the kernelspec: ``python -m convnets.grading.sandbox SPEC -- CONNECTION_FILE``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) < 3 or argv[1] != "--":
+        sys.exit("usage: python -m convnets.grading.sandbox SPEC.json -- CONNECTION_FILE [KERNEL ARGS]")
+    spec = json.loads(Path(argv[0]).read_text())
+    connection_file, extra = argv[2], argv[3:]
+    env = enter(spec, connection_file)
     os.execve(sys.executable, [sys.executable, "-m", "ipykernel_launcher", "-f", connection_file,
                                "--HistoryManager.hist_file=:memory:", *extra], env)
 

@@ -12,18 +12,23 @@ is parsed on its own and, against the released notebook:
 - a test cell turned into markdown or raw goes back to code (nbgrader then restores its source);
 - a second cell with an already-seen ``grade_id``, and a cell with a ``grade_id`` the release
   does not have, lose their nbgrader metadata (the cell stays, ungraded);
-- a notebook none of whose graded cells belong to the release is for another assignment.
+- a notebook none of whose graded cells belong to the release is for another assignment;
+- cells whose metadata was lost are recognised by content (:mod:`convnets.grading.recover`);
+- deleted cells of the release are put back (a deleted answer is unanswered).
 """
 from __future__ import annotations
 
 import ast
 import copy
 import json
+import uuid
 import warnings
 from pathlib import Path
 
 import nbformat
 from nbformat import NotebookNode
+
+from .recover import recover
 
 
 class NotANotebook(ValueError):
@@ -134,6 +139,10 @@ def repair(nb: NotebookNode, release_nb: NotebookNode) -> tuple[NotebookNode, li
     if ref and not seen and foreign:
         raise WrongAssignment("this notebook belongs to another assignment: its graded cells "
                               f"({', '.join(sorted(set(foreign))[:6])}) are not in this one")
+    # cells whose metadata was lost (Colab, VS Code): recognised by content (convnets.grading.recover)
+    cells, found = recover(cells, ref)
+    notes += found
+    seen = {c.metadata["nbgrader"]["grade_id"] for c in cells if c.metadata.get("nbgrader")}
     if not any(c.metadata.get("nbgrader") for c in cells):
         notes.append("empty notebook" if not cells else "no graded cell of the release in the notebook")
     # put back deleted cells of the release (nbgrader 0.9.6's add_missing_cells fails with a
@@ -148,6 +157,13 @@ def repair(nb: NotebookNode, release_nb: NotebookNode) -> tuple[NotebookNode, li
         seen.add(gid)
     if missing:
         notes.append(f"restored {len(missing)} deleted cell(s) from the release: {', '.join(missing)}")
+    # cells put back or rebuilt from the release may repeat a cell id: nbformat would warn and renumber
+    ids: set[str] = set()
+    for cell in cells:
+        if "id" in cell and cell.id in ids:
+            cell.id = uuid.uuid4().hex[:8]
+        if "id" in cell:
+            ids.add(cell.id)
     nb.cells = cells
     return nb, notes
 
