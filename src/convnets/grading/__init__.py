@@ -91,6 +91,12 @@ def _print_rows(records, out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Console entry point ``convnets-grade``; returns 0 when every submission got a row."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        import nbgrader  # noqa: F401
+    except ImportError:
+        print("convnets-grade: error: nbgrader is not installed; install the grading extra: "
+              "pip install 'convnets[grading]' (or the repository's requirements.txt)", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     logging.getLogger("convnets.grading").setLevel(logging.INFO)
     if argv[:1] == ["merge"]:
