@@ -165,3 +165,12 @@ def test_wheel_runs_a_chapter_and_an_exercise_outside_the_repository(tmp_path):
     where = subprocess.run([str(py), "-c", "import convnets; print(convnets.__file__)"],
                            capture_output=True, text=True, cwd=work, env=clean).stdout
     assert str(venv) in where, where
+
+
+def test_grade_command_without_nbgrader_names_the_extra(monkeypatch, capsys):
+    """An installed library without the grading extra: convnets-grade says what to install."""
+    monkeypatch.setitem(sys.modules, "nbgrader", None)  # import nbgrader raises ImportError
+    from convnets.grading import main
+
+    assert main(["00-warmup", "submissions"]) == 2
+    assert "pip install 'convnets[grading]'" in capsys.readouterr().err
