@@ -133,11 +133,12 @@ def _plain(layers: list[nn.Module], head_layers: int, num_features: int, num_cla
 
 
 @register_model
-def plain_mlp(*, depth: int = 30, width: int = 256, in_features: int = 784, num_classes: int = 10,
-              activation: Callable[[], nn.Module] = nn.ReLU, bias: bool = False) -> PlainSequential:
+def plain_mlp(*, depth: int = 30, width: int = 256, in_features: int | None = None, num_classes: int = 10,
+              activation: Callable[[], nn.Module] = nn.ReLU, bias: bool = False, in_channels: int = 1,
+              image_size: int = 28) -> PlainSequential:
     """A plain MLP of ``depth`` linear layers: flatten, ``depth - 1`` x (linear ``width`` - ReLU),
     linear to ``num_classes``. Input ``(N, ...)`` with ``in_features`` values per example
-    (``(N, 1, 28, 28)`` by default); output ``(N, num_classes)``.
+    (default ``in_channels * image_size**2``: ``(N, 1, 28, 28)`` images); output ``(N, num_classes)``.
 
     No normalisation and no skip connection, so the scale of the signal depends on the weights
     alone: the chapter "Weight initialisation" probes it.
@@ -145,7 +146,7 @@ def plain_mlp(*, depth: int = 30, width: int = 256, in_features: int = 784, num_
     if depth < 2 or width < 1:
         raise ValueError(f"need depth >= 2 and width >= 1; got depth={depth}, width={width}")
     layers: list[nn.Module] = [nn.Flatten()]
-    n = in_features
+    n = in_features if in_features is not None else in_channels * image_size**2
     for _ in range(depth - 1):
         layers += [nn.Linear(n, width, bias=bias), activation()]
         n = width
