@@ -123,13 +123,14 @@ def _fold_agrees():
 # --- train vs eval mode (results/normalization.json, "forgetting") ----------------------------
 
 @claim("02", "eval-baseline",
-       "Trained with a learning rate that decays to zero, the batch-norm net is at least as accurate "
-       "in eval mode (running statistics) as in train mode with random test batches of 1,000 "
-       "(within 0.5 points), in every seed.", uses=("normalization",))
+       "Trained with a learning rate that decays to zero, the batch-norm net is as accurate in eval "
+       "mode (running statistics) as in train mode with random test batches of 1,000: within 0.5 "
+       "points in every seed.", uses=("normalization",))
 def _eval_baseline():
     ev, b1000 = _forgetting("eval"), _forgetting("train_b1000")
     gaps = [e - b for e, b in zip(ev.values, b1000.values)]
-    return Outcome(min(gaps) > -0.005, f"eval mode {ev}; train mode, batches of 1000 {b1000}",
+    return Outcome(max(abs(g) for g in gaps) < 0.005, f"eval mode {ev}; train mode, batches of 1000 {b1000}; "
+                                                      f"differences {', '.join(f'{g:+.3f}' for g in gaps)}",
                    values={"eval": ev.mean, "eval_std": ev.std, "b1000": b1000.mean, "b1000_std": b1000.std,
                            "n": ev.n})
 
@@ -248,16 +249,31 @@ def _ln_gn_learn():
        uses=("normalization_small_batch",),
        paper="Wu & He 2018, ResNet-50 on ImageNet: batch norm's error 23.6 % at 32 images per GPU, "
              "34.7 % at 2; group norm 24.1 % at both (REFERENCE.md, marked unverified)",
-       expect="reproduced")
+       expect="partly")
 def _bn_small():
     b2, b32 = _small("batch", 2), _small("batch", 32)
-    gn = _small("group")
-    full = b32.above(b2, 0.0) and gn.above(b2, 0.0)
-    partial = b2.mean < b32.mean
-    return Outcome(True, f"batch norm, statistics over 2 images {b2}, over 32 {b32}; group norm {gn}",
-                   values={"b2": b2.mean, "b2_std": b2.std, "b32": b32.mean, "b32_std": b32.std,
-                           "b4": _small("batch", 4).mean, "b8": _small("batch", 8).mean},
+    t2, t32 = _small("batch", 2, "test_acc_batch_stats"), _small("batch", 32, "test_acc_batch_stats")
+    # reproduced: the eval-mode accuracy of the net trained with statistics over 2 images is below
+    # that with 32, beyond the spread between seeds; partly: only when the test batches' own
+    # statistics are used (train mode), or when the means differ but the ranges overlap
+    full = b32.above(b2)
+    partial = t32.above(t2)
+    return Outcome(True, f"eval mode: statistics over 2 images {b2}, over 32 {b32}; with test batches' "
+                         f"own statistics (train mode): 2 images {t2}, 32 {t32}",
+                   values={"b2": b2.mean, "b2_std": b2.std, "b32": b32.mean, "b32_std": b32.std},
                    verdict=verdict_from(full, partial))
+
+
+@claim("02", "bn2-noisy-training",
+       "With statistics over 2 images batch norm ends its training with a training loss more than "
+       "twice that with 32 images in every seed, yet its eval-mode test accuracy is not lower (the "
+       "ranges overlap or it is higher).", uses=("normalization_small_batch",))
+def _bn2_noisy():
+    l2, l32 = _small("batch", 2, "train_loss"), _small("batch", 32, "train_loss")
+    b2, b32 = _small("batch", 2), _small("batch", 32)
+    return Outcome(l2.min > 2 * l32.max and (b2.overlaps(b32) or b2.mean > b32.mean),
+                   f"final training loss: 2 images {l2}, 32 images {l32}; test accuracy 2 images {b2}, 32 {b32}",
+                   values={"l2": l2.mean, "l32": l32.mean, "ratio": l2.mean / l32.mean})
 
 
 @claim("02", "bn-test-batch-stats",
