@@ -178,16 +178,16 @@ def _plain_default():
 
 
 @claim("02", "he-slow",
-       "With He's initialisation the plain net learns (its final training loss is below the 2.303 of a "
-       "uniform guess at every learning rate where it does not diverge) but slowly: within the "
-       "sweep's epochs no learning rate brings every seed to 0.9 test accuracy.",
+       "With He's initialisation the plain net learns at the smaller learning rates (its final "
+       "training loss falls well below the 2.303 of a uniform guess) but slowly: within the sweep's "
+       "epochs no learning rate brings every seed to 0.9 test accuracy.",
        uses=("normalization",))
 def _he_slow():
     lrs = _lrs("none", "he")
     best_lr = max(lrs, key=lambda lr: _stat("none", "he", lr).mean)
     best = _stat("none", "he", best_lr)
     losses = [r["train_loss"] for lr in lrs for r in _runs("none", "he", lr) if not r["diverged"]]
-    learns = bool(losses) and min(losses) < 2.3026 - 0.02
+    learns = bool(losses) and min(losses) < 2.3026 - 0.3
     return Outcome(learns and not _trains_at("none", "he"),
                    f"best lr {best_lr:g}: {best}; final training losses {min(losses):.3f}-{max(losses):.3f}; "
                    f"lrs where every seed reaches 0.9: {_trains_at('none', 'he') or 'none'}",
@@ -197,14 +197,17 @@ def _he_slow():
 
 
 @claim("02", "bn-rescues",
-       "With batch norm the badly initialised net trains (test accuracy at least 0.9 in every seed) "
-       "at every learning rate it was run at, up to 1.", uses=("normalization",))
+       "With batch norm the badly initialised net learns at every learning rate it was run at (test "
+       "accuracy above 0.5 in every seed), and trains to at least 0.9 in every seed at 0.1 and at 1.",
+       uses=("normalization",))
 def _bn_rescues():
     ok, lrs = _trains_at("batch", "default"), _lrs("batch", "default")
-    worst = min((_stat("batch", "default", lr) for lr in lrs), key=lambda s: s.min)
-    return Outcome(ok == lrs and max(lrs) >= 1.0, f"trains at lr {ok} of {lrs}; worst: {worst}",
-                   values={"lrs": ", ".join(f"{v:g}" for v in ok), "worst": worst.min,
-                           "acc": _stat("batch", "default", 0.1).mean, "acc_std": _stat("batch", "default", 0.1).std})
+    stats = {lr: _stat("batch", "default", lr) for lr in lrs}
+    return Outcome(all(st.min > 0.5 for st in stats.values()) and {0.1, 1.0} <= set(ok),
+                   "; ".join(f"lr {lr:g}: {st}" for lr, st in stats.items()),
+                   values={"lrs": ", ".join(f"{v:g}" for v in ok), "acc": stats[0.1].mean,
+                           "acc_std": stats[0.1].std, "low_lr": min(lrs), "low": stats[min(lrs)].mean,
+                           "low_std": stats[min(lrs)].std, "top": stats[max(lrs)].mean, "top_std": stats[max(lrs)].std})
 
 
 @claim("02", "bn-faster",
