@@ -401,9 +401,12 @@ def test_small_batch_experiment_quick_run():
 
     r = sb.run(quick=True)
     json.dumps(r, allow_nan=False)
-    assert {(s["norm"], s["batch_size"]) for s in r["runs"]} == {(n, b) for n in sb.NORMS for b in (4, 32)}
+    assert {(s["norm"], s["stat_batch"]) for s in r["runs"]} == {
+        ("batch", 4), ("batch", 32), ("group", None), ("layer", None)}
     assert all("test_acc_batch_stats" in s for s in r["runs"] if s["norm"] == "batch" and not s["diverged"])
-    assert {s["lr"] for s in r["runs"] if s["batch_size"] == 32} == {sb.BASE_LR}
+    assert {s["lr"] for s in r["runs"]} == {sb.LR} and {s["batch_size"] for s in r["runs"]} == {sb.BATCH}
+    # batch norm's statistics over 4 images are a GhostBatchNorm2d; over the whole batch plain batch norm
+    assert [s["virtual_batch"] for s in r["runs"] if s["norm"] == "batch"][:2] == [4, None]
 
 
 def test_train_one_stops_on_divergence():
