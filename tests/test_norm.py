@@ -249,7 +249,7 @@ def test_low_precision_input_keeps_dtype():
     (lambda: norm.BatchNorm2d(0), ValueError, "num_features"),
     (lambda: norm.BatchNorm2d(3, momentum=2.0), ValueError, "momentum"),
     (lambda: norm.LayerNorm("a"), (TypeError, ValueError), "normalized_shape"),
-    (lambda: norm.norm_layer("group", 4), ValueError, "unknown normalization"),
+    (lambda: norm.norm_layer("instance", 4), ValueError, "unknown normalization"),
     (lambda: norm.norm_layer("layer", 4), ValueError, "spatial"),
 ])
 def test_bad_input_messages(bad, err, text):
@@ -280,7 +280,7 @@ def test_explorer_records_and_static_form():
     import matplotlib
 
     matplotlib.use("Agg")
-    from convnets.experiments.normalization import plain_deep_cnn
+    from convnets.models.plain import plain_deep_cnn
     from convnets.explore import norm as explore
 
     torch.manual_seed(0)
@@ -304,16 +304,77 @@ def test_explorer_records_and_static_form():
         explore.norm_activations(nn.Sequential(nn.Conv2d(1, 2, 3)), X)
 
 
-def test_plain_deep_cnn_shapes_and_norms():
-    from convnets.experiments.normalization import plain_deep_cnn
+def test_norm_layer_group_is_torchs_group_norm():
+    layer = norm.norm_layer("group", 16, groups=4)
+    assert isinstance(layer, nn.GroupNorm) and layer.num_groups == 4 and layer.num_channels == 16
+    assert norm.norm_layer("group", 2, groups=4).num_groups == 2  # fewer channels than groups
+    x = torch.randn(3, 16, 5, 5)
+    g = x.reshape(3, 4, 4 * 25)
+    ref = ((g - g.mean(-1, keepdim=True)) / torch.sqrt(g.var(-1, unbiased=False, keepdim=True) + 1e-5)).reshape_as(x)
+    torch.testing.assert_close(layer(x), ref, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="divisible"):
+        norm.norm_layer("group", 6, groups=4)
 
-    x = torch.rand(4, 1, 28, 28)
-    for kind in ("none", "batch", "layer", "layer_scalar"):
-        net = plain_deep_cnn(depth=9, width=4, norm=kind)
-        assert net(x).shape == (4, 10)
-        assert net.forward_head(net.forward_features(x), pre_logits=True).shape == (4, 16)
-        convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
-        assert len(convs) == 9 and all((c.bias is None) == (kind != "none") for c in convs)
+
+@pytest.mark.parametrize("bias,groups,stride,affine,cls", [
+    (False, 1, 1, True, nn.BatchNorm2d), (True, 1, 2, True, nn.BatchNorm2d),
+    (False, 2, 1, False, nn.BatchNorm2d), (True, 1, 1, True, norm.BatchNorm2d)])
+def test_fold_batchnorm_matches_eval_mode(bias, groups, stride, affine, cls):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(4, 6, 3, stride=stride, padding=1, groups=groups, bias=bias)
+    bn = cls(6, affine=affine)
+    if affine:
+        with torch.no_grad():
+            bn.weight.uniform_(0.5, 2.0), bn.bias.uniform_(-1, 1)
+    bn.train()
+    for _ in range(5):  # running statistics far from (0, 1)
+        bn(conv(torch.randn(8, 4, 9, 9) * 3 + 2))
+    bn.eval()
+    x = torch.randn(5, 4, 9, 9) * 3 + 2
+    with torch.no_grad():
+        expected = bn(conv(x))
+        fused = norm.fold_batchnorm(conv, bn)
+        got = fused(x)
+    assert isinstance(fused, nn.Conv2d) and fused.bias is not None and fused.stride == conv.stride
+    assert fused.groups == groups and fused is not conv
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    # the unfolded pair is untouched, and the fold is wrong for train mode (batch statistics)
+    torch.testing.assert_close(bn(conv(x)), expected)
+    with torch.no_grad():
+        assert (bn.train()(conv(x)) - got).abs().max() > 1e-2
+
+
+def test_fold_batchnorm_bad_input():
+    conv = nn.Conv2d(2, 3, 3)
+    with pytest.raises(ValueError, match="channels"):
+        norm.fold_batchnorm(conv, nn.BatchNorm2d(4))
+    with pytest.raises(ValueError, match="running statistics"):
+        norm.fold_batchnorm(conv, nn.BatchNorm2d(3, track_running_stats=False))
+    with pytest.raises(TypeError, match="Conv2d"):
+        norm.fold_batchnorm(nn.Linear(2, 3), nn.BatchNorm2d(3))
+
+
+def test_batch_stat_accuracy_is_train_mode_on_a_copy():
+    import copy
+
+    from convnets.experiments.normalization import batch_stat_accuracy as reexported
+
+    assert reexported is norm.batch_stat_accuracy
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.Flatten(), nn.Linear(3 * 4 * 4, 2)).eval()
+    with torch.no_grad():
+        net[1].running_mean.fill_(5.0)  # eval mode would be far off
+    X, y = torch.randn(12, 1, 6, 6), torch.randint(0, 2, (12,))
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    # brute force: torch's BatchNorm2d in train mode on consecutive full batches of a fresh copy
+    for b in (4, 5):
+        twin = copy.deepcopy(net).train()
+        with torch.no_grad():
+            hits = sum(int((twin(X[i:i + b]).argmax(1) == y[i:i + b]).sum()) for i in range(0, 12 - b + 1, b))
+        assert norm.batch_stat_accuracy(net, X, y, b, shuffle=False) == hits / (12 // b * b)
+    for k, v in net.state_dict().items():
+        torch.testing.assert_close(v, before[k], msg=lambda m, k=k: f"batch_stat_accuracy changed {k}: {m}")
+    assert not net.training
 
 
 @pytest.mark.slow
@@ -324,7 +385,40 @@ def test_experiment_quick_run():
 
     r = normalization.run(quick=True)
     json.dumps(r, allow_nan=False)  # JSON-able, no NaN
-    assert {(s["norm"], s["lr"]) for s in r["sweep"]} == {(n, 0.1) for n in normalization.NORMS}
-    assert all(0.0 <= s["test_acc"] <= 1.0 for s in r["sweep"])
-    assert [(s["norm"], s["batch_size"]) for s in r["batch_sizes"]] == [("batch", 4), ("layer", 4)]
-    assert all("test_acc_batch_stats" in s for s in r["batch_sizes"])
+    assert {(s["norm"], s["init"], s["lr"]) for s in r["sweep"]} == {
+        (n, i, normalization.EVAL_LR) for n, i in normalization.ARMS}
+    assert all(s["diverged"] or 0.0 <= s["test_acc"] <= 1.0 for s in r["sweep"])
+    assert {f["seed"] for f in r["forgetting"]} == {0, 1}
+    assert all({"eval", "train_b1", "train_sorted100", "spoiled"} <= set(f) for f in r["forgetting"])
+
+
+@pytest.mark.slow
+def test_small_batch_experiment_quick_run():
+    import json
+
+    from convnets.experiments import normalization_small_batch as sb
+
+    r = sb.run(quick=True)
+    json.dumps(r, allow_nan=False)
+    assert {(s["norm"], s["stat_batch"]) for s in r["runs"]} == {
+        ("batch", 4), ("batch", 32), ("group", None), ("layer", None)}
+    assert all("test_acc_batch_stats" in s for s in r["runs"] if s["norm"] == "batch" and not s["diverged"])
+    assert {s["lr"] for s in r["runs"]} == {sb.LR} and {s["batch_size"] for s in r["runs"]} == {sb.BATCH}
+    # batch norm's statistics over 4 images are a GhostBatchNorm2d; over the whole batch plain batch norm
+    assert [s["virtual_batch"] for s in r["runs"] if s["norm"] == "batch"][:2] == [4, None]
+
+
+def test_train_one_stops_on_divergence():
+    from convnets.data import TensorSplit
+    from convnets.experiments.normalization import train_one
+
+    g = torch.Generator().manual_seed(0)
+    split = TensorSplit(torch.rand(64, 1, 28, 28, generator=g), torch.randint(0, 10, (64,), generator=g),
+                        torch.rand(16, 1, 28, 28, generator=g), torch.randint(0, 10, (16,), generator=g),
+                        tuple(str(i) for i in range(10)))
+    ok, _ = train_one(split, norm="batch", lr=0.01, batch_size=16, epochs=1, depth=3, width=2)
+    split.X_train[5] = float("nan")  # a NaN loss at the first step: the run stops, marked diverged
+    rec, _ = train_one(split, norm="none", init="he", lr=0.1, batch_size=64, epochs=2, depth=3, width=2)
+    assert rec["diverged"] and rec["test_acc"] is None and rec["history"]["epoch"] == [1.0]
+    assert rec["history"]["train_loss"] == [None]
+    assert not ok["diverged"] and 0 <= ok["test_acc"] <= 1 and ok["history"]["epoch"] == [1.0]

@@ -11,7 +11,8 @@ Explained in the chapter "Weight initialisation" (``book/03-initialization.md``)
   and std of its output and of the gradient of the loss with respect to that output; the model
   is left exactly as it was (parameters, their ``.grad``, train/eval mode).
 - :func:`plain_mlp` and :func:`plain_cnn`: deep plain ReLU networks (no normalisation, no skip
-  connection), the test subjects of the chapter.
+  connection), the test subjects of the chapter; they live in :mod:`convnets.models.plain` and
+  are re-exported here (with their old positional order).
 
     >>> net = plain_cnn(depth=30, width=16)
     >>> init_weights(net, "he", mode="fan_in")                       # doctest: +SKIP
@@ -25,6 +26,8 @@ from typing import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
+
+from .models import plain as _plain
 
 __all__ = [
     "SCHEMES",
@@ -341,46 +344,19 @@ def probe(
 
 def plain_mlp(depth: int = 30, width: int = 256, in_features: int = 784, num_classes: int = 10,
               activation: Callable[[], nn.Module] = nn.ReLU, bias: bool = False) -> nn.Sequential:
-    """A plain MLP of ``depth`` linear layers: flatten, ``depth - 1`` x (linear ``width`` - ReLU),
-    linear to ``num_classes``. Input ``(N, ...)`` with ``in_features`` values per example.
-
-    No normalisation and no skip connection, so the scale of the signal depends on the weights
-    alone: the chapter "Weight initialisation" probes it.
-    """
-    if depth < 2 or width < 1:
-        raise ValueError(f"need depth >= 2 and width >= 1; got depth={depth}, width={width}")
-    layers: list[nn.Module] = [nn.Flatten()]
-    n = in_features
-    for _ in range(depth - 1):
-        layers += [nn.Linear(n, width, bias=bias), activation()]
-        n = width
-    layers.append(nn.Linear(n, num_classes, bias=bias))
-    return nn.Sequential(*layers)
+    """:func:`convnets.models.plain.plain_mlp` (moved there), kept here with its old positional
+    order for released notebooks: a plain MLP of ``depth`` linear layers (an ``nn.Sequential``)."""
+    return _plain.plain_mlp(depth=depth, width=width, in_features=in_features, num_classes=num_classes,
+                            activation=activation, bias=bias)
 
 
 def plain_cnn(depth: int = 30, width: int = 16, in_channels: int = 1, num_classes: int = 10,
               activation: Callable[[], nn.Module] = nn.ReLU, bias: bool = False,
               downsample_at: Sequence[int] = ()) -> nn.Sequential:
-    """A plain CNN of ``depth`` weight layers: ``depth - 1`` x (conv 3x3 ``width`` - ReLU), global
-    average pooling, linear to ``num_classes``. Input ``(N, in_channels, H, W)``.
-
-    ``downsample_at`` lists the (1-based) conv layers that use stride 2 (the chapter trains a
-    net that halves 28x28 twice, which makes each epoch cheaper). No normalisation, no skip
-    connection: see the chapter "Weight initialisation".
-    """
-    if depth < 2 or width < 1:
-        raise ValueError(f"need depth >= 2 and width >= 1; got depth={depth}, width={width}")
-    bad = [i for i in downsample_at if not 1 <= i <= depth - 1]
-    if bad:
-        raise ValueError(f"downsample_at must name conv layers 1..{depth - 1}; got {bad}")
-    layers: list[nn.Module] = []
-    c = in_channels
-    for i in range(1, depth):
-        stride = 2 if i in downsample_at else 1
-        layers += [nn.Conv2d(c, width, 3, stride=stride, padding=1, bias=bias), activation()]
-        c = width
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, num_classes, bias=bias)]
-    return nn.Sequential(*layers)
+    """:func:`convnets.models.plain.plain_cnn` (moved there), kept here with its old positional
+    order for released notebooks: a plain CNN of ``depth`` weight layers (an ``nn.Sequential``)."""
+    return _plain.plain_cnn(depth=depth, width=width, in_channels=in_channels, num_classes=num_classes,
+                            activation=activation, bias=bias, downsample_at=downsample_at)
 
 
 def hidden_unit_spread(layer: nn.Linear | nn.Conv2d) -> float:

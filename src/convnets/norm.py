@@ -44,6 +44,9 @@ __all__ = [
     "BatchNormFunction",
     "LayerNormFunction",
     "norm_layer",
+    "GhostBatchNorm2d",
+    "fold_batchnorm",
+    "batch_stat_accuracy",
 ]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
@@ -483,20 +486,64 @@ class ScalarLayerNorm(nn.Module):
         return f"{self.normalized_shape}, eps={self.eps}, scalar gamma and beta"
 
 
-def norm_layer(kind: str, channels: int, spatial: tuple[int, int] | None = None, impl: str = "convnets") -> nn.Module:
+class GhostBatchNorm2d(nn.BatchNorm2d):
+    """Batch norm whose training statistics come from groups of ``virtual_batch`` images.
+
+    In training, a batch ``(N, C, H, W)`` is cut into consecutive groups of ``virtual_batch``
+    examples and each group is normalized with its own mean and variance (torch's batch norm on
+    each group), as when a batch is spread over ``N / virtual_batch`` GPUs that each normalize
+    their share (the setting of Wu & He's group-norm paper). The running statistics are updated
+    from the first group only, once per batch, as the first GPU's copy of the layer would be. In
+    eval mode it is :class:`torch.nn.BatchNorm2d`. With ``virtual_batch >= N`` it is plain batch
+    norm. Lets one measure the effect of small normalization batches at a fixed optimisation
+    batch (same steps, same learning rate).
+    """
+
+    def __init__(self, num_features: int, virtual_batch: int, **kwargs):
+        super().__init__(num_features, **kwargs)
+        if virtual_batch < 1:
+            raise ValueError(f"virtual_batch must be at least 1; got {virtual_batch}")
+        self.virtual_batch = int(virtual_batch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = self.virtual_batch
+        if not self.training or x.shape[0] <= b:
+            return super().forward(x)
+        chunks = x.split(b)
+        out = [super().forward(chunks[0])]  # updates the running statistics
+        out += [nn.functional.batch_norm(c, None, None, self.weight, self.bias, True, 0.0, self.eps)
+                for c in chunks[1:]]
+        return torch.cat(out)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", virtual_batch={self.virtual_batch}"
+
+
+def norm_layer(kind: str, channels: int, spatial: tuple[int, int] | None = None, impl: str = "convnets",
+               groups: int = 4, virtual_batch: int | None = None) -> nn.Module:
     """A normalization layer for feature maps ``(N, channels, H, W)``, by name.
 
     ``kind``: ``"none"`` (identity), ``"batch"`` (batch norm over N, H, W per channel),
     ``"layer"`` (layer norm over C, H, W per image, per-element gamma/beta: needs ``spatial=(H, W)``),
-    ``"layer_scalar"`` (the slide's layer norm, scalar gamma/beta). ``impl``: ``"convnets"``
-    (this module) or ``"torch"`` (torch's modules).
+    ``"layer_scalar"`` (the slide's layer norm, scalar gamma/beta), ``"group"`` (group norm,
+    torch's :class:`torch.nn.GroupNorm`: ``groups`` groups of channels per image, or one group per
+    channel when ``channels < groups``; per-channel gamma/beta). With ``virtual_batch``, ``"batch"``
+    is a :class:`GhostBatchNorm2d` (training statistics over groups of that many images). ``impl``: ``"convnets"`` (this
+    module) or ``"torch"`` (torch's modules).
     """
     if impl not in ("convnets", "torch"):
         raise ValueError(f"impl must be 'convnets' or 'torch'; got {impl!r}")
     if kind == "none":
         return nn.Identity()
     if kind == "batch":
+        if virtual_batch is not None:
+            return GhostBatchNorm2d(channels, virtual_batch)
         return BatchNorm2d(channels) if impl == "convnets" else nn.BatchNorm2d(channels)
+    if kind == "group":
+        g = min(groups, channels)
+        if channels % g:
+            raise ValueError(f"group norm needs channels ({channels}) divisible by groups ({g})")
+        return nn.GroupNorm(g, channels)
     if kind in ("layer", "layer_scalar"):
         if spatial is None:
             raise ValueError(f"norm_layer({kind!r}) normalizes over (C, H, W): pass spatial=(H, W)")
@@ -504,4 +551,66 @@ def norm_layer(kind: str, channels: int, spatial: tuple[int, int] | None = None,
         if kind == "layer_scalar":
             return ScalarLayerNorm(shape)
         return LayerNorm(shape) if impl == "convnets" else nn.LayerNorm(shape)
-    raise ValueError(f"unknown normalization {kind!r}; choose 'none', 'batch', 'layer' or 'layer_scalar'")
+    raise ValueError(f"unknown normalization {kind!r}; choose 'none', 'batch', 'layer', 'layer_scalar' or 'group'")
+
+
+@torch.no_grad()
+def fold_batchnorm(conv: nn.Conv2d, bn: nn.Module) -> nn.Conv2d:
+    """One convolution that computes ``bn(conv(x))`` for a batch-norm layer in **eval mode**.
+
+    In eval mode batch norm is a fixed per-channel affine map,
+    ``y_c = gamma_c * (z_c - running_mean_c) / sqrt(running_var_c + eps) + beta_c``, so it can be
+    folded into the convolution before it: with ``s_c = gamma_c / sqrt(running_var_c + eps)``,
+    the new weight is ``W[c] * s_c`` (every input channel and tap of output channel ``c``) and
+    the new bias ``(b_c - running_mean_c) * s_c + beta_c`` (``b_c = 0`` for a conv without bias).
+    At inference this saves the normalization layer's pass over the feature map.
+
+    ``conv``: any :class:`torch.nn.Conv2d` (groups, stride, padding, dilation are kept);
+    ``bn``: :class:`torch.nn.BatchNorm2d` or :class:`BatchNorm2d` over ``conv.out_channels``
+    channels, with running statistics (``affine=False`` means gamma 1, beta 0). Returns a new
+    conv (the inputs are not changed); its output ``(N, C_out, H', W')`` equals
+    ``bn.eval()(conv(x))`` up to rounding. Not valid for training: there batch norm uses the
+    batch's statistics, which a fixed convolution cannot.
+    """
+    if not isinstance(conv, nn.Conv2d):
+        raise TypeError(f"fold_batchnorm expects an nn.Conv2d; got {type(conv).__name__}")
+    mean, var = getattr(bn, "running_mean", None), getattr(bn, "running_var", None)
+    if mean is None or var is None:
+        raise ValueError("fold_batchnorm needs a batch-norm layer with running statistics "
+                         "(track_running_stats=True)")
+    if mean.numel() != conv.out_channels:
+        raise ValueError(f"batch norm has {mean.numel()} channels, the conv outputs {conv.out_channels}")
+    w = conv.weight
+    gamma = bn.weight if getattr(bn, "weight", None) is not None else torch.ones_like(mean)
+    beta = bn.bias if getattr(bn, "bias", None) is not None else torch.zeros_like(mean)
+    b = conv.bias if conv.bias is not None else torch.zeros_like(mean)
+    scale = gamma.to(var.dtype) * torch.rsqrt(var + bn.eps)
+    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
+                      padding=conv.padding, dilation=conv.dilation, groups=conv.groups, bias=True,
+                      padding_mode=conv.padding_mode, device=w.device, dtype=w.dtype)
+    fused.weight.copy_(w * scale.to(w.dtype).reshape(-1, 1, 1, 1))
+    fused.bias.copy_(((b.to(var.dtype) - mean) * scale + beta.to(var.dtype)).to(w.dtype))
+    return fused
+
+
+@torch.no_grad()
+def batch_stat_accuracy(net: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int,
+                        shuffle: bool = True, seed: int = 0) -> float:
+    """Test accuracy when batch norm normalizes with the statistics of each test batch of
+    ``batch_size`` (train mode) instead of its running statistics: what a forgotten
+    ``model.eval()`` does. Runs on a copy, so the model's running statistics are untouched.
+
+    ``X``: ``(N, C, H, W)`` images, ``y``: ``(N,)`` labels. ``shuffle`` (seeded) puts the images in
+    random order first (MNIST 5k's test set is sorted by label, and consecutive batches would each
+    hold one digit); ``shuffle=False`` keeps the order. Only full batches are counted.
+    """
+    import copy
+
+    if shuffle:
+        perm = torch.randperm(len(X), generator=torch.Generator().manual_seed(seed))
+        X, y = X[perm], y[perm]
+    twin = copy.deepcopy(net).train()
+    correct = 0
+    for i in range(0, len(X) - batch_size + 1, batch_size):  # full batches only
+        correct += int((twin(X[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
+    return correct / (len(X) // batch_size * batch_size)

@@ -1,82 +1,39 @@
-"""The normalization chapter's training experiment: a deep plain CNN without normalization, with
-batch norm and with layer norm, over several learning rates; and batch norm with small batches.
+"""The normalization chapter's training experiment: a deep plain CNN without normalization (with
+PyTorch's default initialisation and with He's) and with batch norm, over several learning rates
+and three seeds; and what forgetting ``model.eval()`` costs the trained batch-norm nets.
 
 Explained in the chapter "Normalization" (``book/02-normalization.md``). Run it with
-``python -m convnets.experiments normalization`` (results in ``results/normalization.json``).
+``python -m convnets.experiments normalization`` (results in ``results/normalization.json``);
+the small-batch study is :mod:`convnets.experiments.normalization_small_batch`.
 """
 from __future__ import annotations
 
+import copy
+import math
 import time
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..models._base import ConvNet
-from ..norm import norm_layer
+from ..models.plain import PlainDeepCNN, plain_deep_cnn
+from ..norm import batch_stat_accuracy
 
-__all__ = ["PlainDeepCNN", "plain_deep_cnn", "train_one", "run", "NORMS", "LRS", "BATCH_SIZES",
-           "EPOCHS", "BASE_BATCH", "BASE_LR"]
+__all__ = ["PlainDeepCNN", "plain_deep_cnn", "batch_stat_accuracy", "train_one", "forgetting_eval",
+           "run", "merge", "ARMS", "ARM_LRS", "LRS", "EPOCHS", "SEEDS", "EVAL_LR", "DEPTH", "WIDTH"]
 
-#: normalizations compared and learning rates (SGD, momentum 0.9, batch 64) in the sweep
-NORMS = ("none", "batch", "layer")
+#: the sweep's arms: (normalization, initialisation) of the deep plain CNN
+ARMS = (("none", "default"), ("none", "he"), ("batch", "default"))
+#: peak learning rates (SGD, momentum 0.9, batch 64, cosine decay to 0 over the run)
 LRS = (0.01, 0.03, 0.1, 0.3, 1.0)
-EPOCHS = 4
-#: the small-batch study: batch sizes, with the learning rate scaled linearly from BASE_LR at
-#: BASE_BATCH (so every run takes the same total step per example), batch norm vs layer norm
-BATCH_SIZES = (2, 4, 8, 32)
-BASE_BATCH, BASE_LR, BATCH_EPOCHS = 32, 0.05, 2
-
-
-class PlainDeepCNN(ConvNet):
-    """A VGG-like plain CNN for ``(N, 1, 28, 28)``: ``depth`` 3x3 convs in three stages
-    (28x28, 14x14, 7x7; widths ``w, 2w, 4w``; 2x2 max pooling between), each conv followed by
-    a normalization layer (``norm``: ``"none"``, ``"batch"``, ``"layer"``, ``"layer_scalar"``,
-    see :func:`convnets.norm.norm_layer`) and ReLU; then global average pooling and a linear
-    classifier. No skip connections: the kind of net that is hard to train without normalization.
-
-    The conv before a normalization layer has no bias (the norm's beta plays its role).
-    """
-
-    classifier_name = "fc"
-
-    def __init__(self, depth: int = 9, width: int = 8, norm: str = "none", num_classes: int = 10,
-                 in_channels: int = 1, image_size: int = 28, impl: str = "convnets"):
-        super().__init__()
-        if depth < 3:
-            raise ValueError(f"depth must be at least 3 (one conv per stage); got {depth}")
-        if image_size % 4:
-            raise ValueError(f"image_size must be divisible by 4 (two 2x2 poolings); got {image_size}")
-        per_stage = [depth // 3 + (1 if i < depth % 3 else 0) for i in range(3)]
-        layers: list[nn.Module] = []
-        c_in, size = in_channels, image_size
-        for stage, n in enumerate(per_stage):
-            c_out = width * 2**stage
-            if stage:
-                layers.append(nn.MaxPool2d(2))
-                size //= 2
-            for _ in range(n):
-                layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=norm == "none"),
-                           norm_layer(norm, c_out, (size, size), impl=impl), nn.ReLU(inplace=True)]
-                c_in = c_out
-        self.features = nn.Sequential(*layers)
-        self.norm = norm
-        self.num_features = c_in
-        self.num_classes = num_classes
-        self.fc = nn.Linear(c_in, num_classes)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, C, 28, 28)`` -> ``(N, 4w, 7, 7)``."""
-        return self.features(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = x.mean((2, 3))
-        return x if pre_logits else self.fc(x)
-
-
-def plain_deep_cnn(depth: int = 9, width: int = 8, norm: str = "none", **kwargs) -> PlainDeepCNN:
-    """The normalization chapter's deep plain CNN (see :class:`PlainDeepCNN`)."""
-    return PlainDeepCNN(depth=depth, width=width, norm=norm, **kwargs)
+#: the learning rates each arm is run at (the cached results: the badly initialised plain net, which
+#: stays at chance, at the two ends of the range; batch norm at three; He's init at all five)
+ARM_LRS = {("none", "default"): (0.01, 1.0), ("none", "he"): LRS, ("batch", "default"): (0.01, 0.1, 1.0)}
+EPOCHS = 2
+SEEDS = (0, 1, 2)
+#: the batch-norm runs whose trained nets are evaluated with and without ``model.eval()``
+EVAL_LR = 0.1
+DEPTH, WIDTH, BATCH = 9, 8, 64
 
 
 def _clean(v: float) -> float | None:
@@ -85,88 +42,177 @@ def _clean(v: float) -> float | None:
 
 
 @torch.no_grad()
-def batch_stat_accuracy(net: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int,
-                        shuffle: bool = True, seed: int = 0) -> float:
-    """Test accuracy when batch norm normalizes with the statistics of each test batch of
-    ``batch_size`` (train mode) instead of its running statistics: what a forgotten
-    ``model.eval()`` does. Runs on a copy, so the model's running statistics are untouched.
+def _test(net: nn.Module, X: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """``(loss, accuracy)`` of ``net`` in eval mode on ``X``, ``y`` (batches of 1000)."""
+    was = net.training
+    net.eval()
+    loss, correct = 0.0, 0
+    for i in range(0, len(X), 1000):
+        out = net(X[i:i + 1000])
+        loss += float(nn.functional.cross_entropy(out, y[i:i + 1000], reduction="sum"))
+        correct += int((out.argmax(1) == y[i:i + 1000]).sum())
+    net.train(was)
+    return loss / len(X), correct / len(X)
 
-    ``shuffle`` (seeded) puts the images in random order first: MNIST 5k's test set is sorted
-    by label, and consecutive batches would each hold one digit. ``shuffle=False`` keeps the order.
+
+def train_one(split, *, norm: str, lr: float, init: str = "default", batch_size: int = BATCH,
+              epochs: int = EPOCHS, depth: int = DEPTH, width: int = WIDTH, seed: int = 0,
+              max_batches: int | None = None, impl: str = "torch",
+              virtual_batch: int | None = None) -> tuple[dict[str, Any], nn.Module]:
+    """Train one :class:`PlainDeepCNN` on ``split`` and return ``(record, net)``.
+
+    SGD with momentum 0.9; the learning rate starts at ``lr`` and decays to 0 along a cosine over
+    every step of the run (so the last steps are small and batch norm's running statistics
+    catch up with the final weights). ``init``: ``"default"`` (PyTorch's) or ``"he"`` (He normal,
+    fan_in, biases zero; :func:`convnets.init.init_weights`). A run whose loss becomes NaN or
+    infinite stops there and is marked ``diverged``. The record holds the per-epoch history
+    (training loss and accuracy over the epoch, test loss and accuracy in eval mode), the final
+    test accuracy and the wall time. ``max_batches``: only that many batches per epoch (quick
+    tests). ``impl``: the normalization modules (``"torch"`` or ``"convnets"``; they compute the
+    same, torch's are a little faster). ``virtual_batch``: batch norm's training statistics over
+    groups of that many images (:class:`convnets.norm.GhostBatchNorm2d`).
     """
-    import copy
-
-    if shuffle:
-        perm = torch.randperm(len(X), generator=torch.Generator().manual_seed(seed))
-        X, y = X[perm], y[perm]
-    twin = copy.deepcopy(net).train()
-    correct = 0
-    for i in range(0, len(X) - batch_size + 1, batch_size):  # full batches only
-        correct += int((twin(X[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
-    return correct / (len(X) // batch_size * batch_size)
-
-
-def train_one(split, norm: str, lr: float, batch_size: int = 64, epochs: int = EPOCHS, depth: int = 9,
-              width: int = 8, seed: int = 0, max_batches: int | None = None) -> tuple[dict[str, Any], nn.Module]:
-    """Train one :class:`PlainDeepCNN` on ``split`` with SGD (momentum 0.9) and return
-    ``(record, net)``: the record holds the history (per epoch), the final test accuracy in eval
-    mode, whether the loss diverged (NaN), and the wall time. ``max_batches`` trains on only
-    that many batches per epoch (for quick tests)."""
-    from ..data import loaders
-    from ..train import fit, seed_everything
+    from ..data import make_loader
+    from ..init import init_weights
+    from ..train import seed_everything
 
     seed_everything(seed)
-    net = plain_deep_cnn(depth, width, norm)
-    train_loader, test_loader = loaders(split, batch_size=batch_size, seed=seed)
-    if max_batches is not None:
-        train_loader = [b for _, b in zip(range(max_batches), train_loader)]
+    net = plain_deep_cnn(depth=depth, width=width, norm=norm, impl=impl, virtual_batch=virtual_batch)
+    if init != "default":
+        init_weights(net, init)
+    loader = make_loader(split.X_train, split.y_train, batch_size, True, seed, None)
+    steps_per_epoch = len(loader) if max_batches is None else min(max_batches, len(loader))
+    total = steps_per_epoch * epochs
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9)
-    t0 = time.perf_counter()
-    h = fit(net, train_loader, test_loader, epochs=epochs, optimizer=opt, device="cpu", verbose=False).to_dict()
-    h = {k: [_clean(v) for v in vals] for k, vals in h.items()}
-    diverged = any(v is None for v in h["train_loss"]) or any(v is None for v in h["val_loss"])
-    record = {"norm": norm, "lr": lr, "batch_size": batch_size, "epochs": epochs, "history": h,
-              "test_acc": h["val_acc"][-1], "diverged": diverged, "seconds": time.perf_counter() - t0}
+    hist: dict[str, list] = {k: [] for k in ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")}
+    t0, step, diverged = time.perf_counter(), 0, False
+    for epoch in range(1, epochs + 1):
+        te = time.perf_counter()
+        net.train()
+        loss_sum, correct, n = 0.0, 0, 0
+        for i, (X, y) in enumerate(loader):
+            if i >= steps_per_epoch:
+                break
+            for g in opt.param_groups:
+                g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / total))
+            out = net(X)
+            loss = nn.functional.cross_entropy(out, y)
+            if not torch.isfinite(loss):
+                diverged = True
+                break
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            loss_sum += float(loss.detach()) * len(y)
+            correct += int((out.argmax(1) == y).sum())
+            n += len(y)
+        if diverged:
+            hist["epoch"].append(float(epoch))
+            for k in ("train_loss", "train_acc", "val_loss", "val_acc"):
+                hist[k].append(None)
+            hist["seconds"].append(time.perf_counter() - te)
+            break
+        vl, va = _test(net, split.X_test, split.y_test)
+        hist["epoch"].append(float(epoch))
+        hist["train_loss"].append(_clean(loss_sum / n))
+        hist["train_acc"].append(correct / n)
+        hist["val_loss"].append(_clean(vl))
+        hist["val_acc"].append(va)
+        hist["seconds"].append(time.perf_counter() - te)
+        if hist["val_loss"][-1] is None:
+            diverged = True
+            break
+    record = {"norm": norm, "init": init, "lr": lr, "batch_size": batch_size, "epochs": epochs, "seed": seed,
+              "virtual_batch": virtual_batch,
+              "history": hist, "test_acc": None if diverged else hist["val_acc"][-1],
+              "train_loss": None if diverged else hist["train_loss"][-1],
+              "diverged": diverged, "seconds": time.perf_counter() - t0}
     return record, net
 
 
-def run(quick: bool = False) -> dict[str, Any]:
-    """The whole experiment (a few minutes on an idle 2-core CPU; ``quick``: a few seconds).
+@torch.no_grad()
+def forgetting_eval(net: nn.Module, X: torch.Tensor, y: torch.Tensor, *, seed: int = 0,
+                    batch_sizes: tuple[int, ...] = (1000, 100, 8, 1), n_stream: int = 100) -> dict[str, Any]:
+    """What evaluating a trained batch-norm ``net`` without ``model.eval()`` does.
 
-    Returns ``{"sweep": [...], "batch_sizes": [...], "config": {...}, "seconds": ...}``: one
-    record per (norm, lr) run of the sweep, and one per (norm, batch size) run of the small-batch
-    study, the latter with ``test_acc_batch_stats`` (test accuracy normalizing with the
-    statistics of test batches of the same size, as a forgotten ``model.eval()`` would).
+    Returns test accuracies: ``eval`` (running statistics), ``train_b{B}`` (train mode on random
+    test batches of ``B``), ``train_sorted100`` (train mode on batches of 100 in label order, one
+    digit per batch for a test set sorted by label), and ``spoiled`` (eval mode after
+    ``n_stream`` single test images went through the net in train mode, as an application that
+    forgot ``model.eval()`` would: each updates the running statistics); ``spoiled_var_change``:
+    the largest relative change of a running variance in the first batch-norm layer.
+    """
+    out: dict[str, Any] = {"eval": _test(net, X, y)[1]}
+    for b in (b for b in batch_sizes if b <= len(X)):
+        out[f"train_b{b}"] = batch_stat_accuracy(net, X, y, b, seed=seed)
+    order = torch.argsort(y, stable=True)
+    out["train_sorted100"] = batch_stat_accuracy(net, X[order], y[order], 100, shuffle=False)
+    spoiled = copy.deepcopy(net).train()
+    stream = torch.randperm(len(X), generator=torch.Generator().manual_seed(seed))[:n_stream]
+    for i in stream:
+        spoiled(X[i:i + 1])
+    out["spoiled"] = _test(spoiled, X, y)[1]
+    bn0 = next(m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm))
+    bn1 = next(m for m in spoiled.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm))
+    out["spoiled_var_change"] = float(((bn1.running_var - bn0.running_var) / bn0.running_var).abs().max())
+    return out
+
+
+def _quick_split(split):
+    from ..data import TensorSplit
+
+    return TensorSplit(split.X_train[:512], split.y_train[:512], split.X_test[:200],
+                       split.y_test[:200], split.classes)
+
+
+def run(quick: bool = False, seeds: tuple[int, ...] | None = None) -> dict[str, Any]:
+    """The whole experiment (30 two-epoch training runs; see the chapter for its time; ``quick``: seconds).
+
+    Returns ``{"sweep": [...], "forgetting": [...], "config": {...}, "seconds": ...}``: one record
+    per (arm, learning rate, seed) of the sweep (see :func:`train_one`), and for each seed the
+    :func:`forgetting_eval` of the batch-norm net trained at :data:`EVAL_LR`. ``seeds``: only
+    these seeds (the runs of several seeds can be computed in parallel processes and joined with
+    :func:`merge`).
     """
     from ..data import mnist5k
 
     t0 = time.perf_counter()
     split = mnist5k()
     if quick:  # a sliver of the data: checks the code paths, not the findings
-        from ..data import TensorSplit
-
-        split = TensorSplit(split.X_train[:512], split.y_train[:512], split.X_test[:128],
-                            split.y_test[:128], split.classes)
-    norms, lrs, epochs = (NORMS, (0.1,), 1) if quick else (NORMS, LRS, EPOCHS)
-    sizes, b_epochs = ((4,), 1) if quick else (BATCH_SIZES, BATCH_EPOCHS)
+        split = _quick_split(split)
+    lrs, epochs, all_seeds = ((EVAL_LR,), 1, (0, 1)) if quick else (LRS, EPOCHS, SEEDS)
+    seeds = all_seeds if seeds is None else tuple(seeds)
     max_batches = 3 if quick else None
-    sweep = []
-    for norm in norms:
-        for lr in lrs:
-            rec, _ = train_one(split, norm, lr, batch_size=64, epochs=epochs, max_batches=max_batches)
-            sweep.append(rec)
-    small = []
-    for norm in ("batch", "layer"):
-        for b in sizes:
-            lr = BASE_LR * b / BASE_BATCH
-            rec, net = train_one(split, norm, lr, batch_size=b, epochs=b_epochs,
-                                 max_batches=3 if quick else None)
-            net.eval()
-            rec["test_acc_batch_stats"] = (batch_stat_accuracy(net, split.X_test, split.y_test, b)
-                                           if norm == "batch" else rec["test_acc"])
-            small.append(rec)
-    config = {"depth": 9, "width": 8, "optimizer": "SGD momentum 0.9", "sweep_batch_size": 64,
-              "sweep_epochs": epochs, "lrs": list(lrs), "norms": list(norms), "batch_sizes": list(sizes),
-              "batch_epochs": b_epochs, "base_lr": BASE_LR, "base_batch": BASE_BATCH, "quick": quick,
+    sweep, forgetting = [], []
+    for seed in seeds:
+        for norm, init in ARMS:
+            for lr in (lrs if quick else ARM_LRS.get((norm, init), lrs)):
+                rec, net = train_one(split, norm=norm, init=init, lr=lr, epochs=epochs, seed=seed,
+                                     max_batches=max_batches)
+                sweep.append(rec)
+                if norm == "batch" and lr == EVAL_LR and not rec["diverged"]:
+                    f = forgetting_eval(net, split.X_test, split.y_test, seed=seed)
+                    forgetting.append({"seed": seed, "lr": lr, **f})
+                print(f"[normalization] seed {seed} {norm}/{init} lr {lr}: acc {rec['test_acc']} "
+                      f"({rec['seconds']:.0f} s, {time.perf_counter() - t0:.0f} s so far)", flush=True)
+    config = {"depth": DEPTH, "width": WIDTH, "optimizer": "SGD momentum 0.9, cosine decay to 0 per step",
+              "batch_size": BATCH, "epochs": epochs, "lrs": list(lrs), "arms": [list(a) for a in ARMS],
+              "arm_lrs": {f"{n}/{i}": list(v) for (n, i), v in ARM_LRS.items()},
+              "seeds": list(seeds), "eval_lr": EVAL_LR, "quick": quick, "norm_impl": "torch",
               "torch": torch.__version__, "threads": torch.get_num_threads()}
-    return {"sweep": sweep, "batch_sizes": small, "config": config, "seconds": time.perf_counter() - t0}
+    return {"sweep": sweep, "forgetting": forgetting, "config": config, "seconds": time.perf_counter() - t0}
+
+
+def merge(parts: list[dict[str, Any]], list_keys: tuple[str, ...] = ("sweep", "forgetting")) -> dict[str, Any]:
+    """Join the results of :func:`run` computed for different ``seeds`` (in parallel processes)
+    into one: the lists concatenated in seed order, ``seeds`` joined, ``seconds`` summed (the time
+    one process would take) and each part's time kept in ``config["part_seconds"]``."""
+    parts = sorted(parts, key=lambda p: p["config"]["seeds"])
+    out: dict[str, Any] = {k: [r for p in parts for r in p[k]] for k in list_keys}
+    config = dict(parts[0]["config"])
+    config["seeds"] = [s for p in parts for s in p["config"]["seeds"]]
+    config["part_seconds"] = [p["seconds"] for p in parts]
+    out["config"] = config
+    out["seconds"] = sum(p["seconds"] for p in parts)
+    return out

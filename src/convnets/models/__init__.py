@@ -19,3 +19,4 @@ from .densenet import DenseNet, DenseBlock, densenet, densenet121, densenet169
 from .highway import HighwayBlock
 from .inception_resnet import InceptionResNetA
 from ._base import check_images, model_input_size  # the input check and the registered input sizes
+from .plain import PlainDeepCNN, PlainSequential, plain_deep_cnn, plain_mlp, plain_cnn
