@@ -1,7 +1,8 @@
 """Claims of the chapter "Weight initialisation" (``book/03-initialization.md``).
 
 Most rest on ``results/initialization.json`` (``python -m convnets.experiments initialization``:
-a 20-layer plain CNN trained from three seeds under each scheme); the variance-per-layer
+a 20-layer plain CNN trained under each scheme, from seeds 0, 1, 2; the committed file holds
+seed 0 only, see its ``recomputed_as``); the variance-per-layer
 factors, the symmetry runs and the torchvision check are cheap live computations, done by the
 helpers below, which the chapter also calls to show the same numbers.
 """
@@ -180,19 +181,19 @@ def _():
                    values={"he": ratio[HE[0]].mean, "slide": ratio[SLIDE].mean})
 
 
-@claim("03", "he-trains", "Both He schemes train the 20-layer plain CNN in every seed.",
-       uses=("initialization",))
+@claim("03", "he-trains", "Both He schemes train the 20-layer plain CNN (test accuracy above 0.8 "
+       "in every run).", uses=("initialization",))
 def _():
     r = results("initialization")
     a, b = _final(r, HE[0]), _final(r, HE[1])
     holds = a.min > 0.8 and b.min > 0.8
     return Outcome(holds, f"test accuracy after {r['config']['epochs']} epochs: fan_in {a}, fan_out {b}",
-                   values={"fan_in": a.mean, "fan_in_std": a.std, "fan_out": b.mean, "fan_out_std": b.std,
-                           "min": min(a.min, b.min), "max": max(a.max, b.max)})
+                   values={"fan_in": a.mean, "fan_out": b.mean, "diff": a.mean - b.mean,
+                           "min": min(a.min, b.min), "max": max(a.max, b.max), "runs": a.n})
 
 
 @claim("03", "others-stuck", "With a fixed std of 0.01, PyTorch's default, Xavier's or the slide's "
-       "scheme the 20-layer plain CNN stays at chance in every seed: its training loss ends at "
+       "scheme the 20-layer plain CNN stays at chance in every run: its training loss ends at "
        "ln 10, the loss of a uniform guess.", uses=("initialization",))
 def _():
     r = results("initialization")
@@ -205,7 +206,7 @@ def _():
 
 
 @claim("03", "slide-first-epoch", "The slide's scheme fails the other way: its first epoch's mean "
-       "training loss is above ln 10 in every seed (huge first updates), after which it sits at "
+       "training loss is above ln 10 in every run (huge first updates), after which it sits at "
        "ln 10.", uses=("initialization",))
 def _():
     r = results("initialization")
@@ -213,15 +214,6 @@ def _():
                   for h in r["histories"][SLIDE]])
     return Outcome(first.min > LN10 + 0.1, f"first-epoch loss {first} (ln 10 = {LN10:.3f})",
                    values={"first": first.mean, "first_min": first.min, "first_max": first.max})
-
-
-@claim("03", "fan-in-vs-fan-out", "He's fan_in and fan_out modes end within the noise of each "
-       "other: their ranges over the three seeds overlap.", uses=("initialization",))
-def _():
-    r = results("initialization")
-    a, b = _final(r, HE[0]), _final(r, HE[1])
-    return Outcome(a.overlaps(b), f"fan_in {a}; fan_out {b}; difference of the means {a.mean - b.mean:+.3f}",
-                   values={"diff": a.mean - b.mean})
 
 
 @claim("03", "he-vs-xavier-deep", "A deep plain ReLU network trains with He's initialisation and "
@@ -233,5 +225,5 @@ def _():
     he, xa = _final(r, HE[0]), _final(r, "Xavier")
     full = he.min > 0.8 and xa.max < 0.15
     part = he.mean > xa.mean + 0.1
-    return Outcome(full, f"20-layer plain CNN, {he.n} seeds: He (fan_in) {he}, Xavier {xa}",
+    return Outcome(full, f"20-layer plain CNN, {he.n} run(s) each: He (fan_in) {he}, Xavier {xa}",
                    verdict=verdict_from(full, part))
