@@ -246,3 +246,11 @@ def _():
     part = d8 > -2 * s8 and d16 > -2 * s16
     return Outcome(full, f"8 views {_fmt(d8, s8)}; 16 views {_fmt(d16, s16)}",
                    values={"d8": d8, "s8": s8, "d16": d16, "s16": s16}, verdict=verdict_from(full, part))
+
+
+@claim("04", "tta-affine-noise", "On our 1,000 test images the change that 8 or 16 random affine "
+       "views bring to the augmented network is within two standard errors of zero.")
+def _():
+    d8, s8 = paired(AFFINE8, "augmented")
+    d16, s16 = paired(AFFINE16, "augmented")
+    return Outcome(abs(d8) <= 2 * s8 and abs(d16) <= 2 * s16, f"8 views {_fmt(d8, s8)}; 16 views {_fmt(d16, s16)}")
