@@ -122,9 +122,10 @@ def run(quick: bool = False, seeds: tuple[int, ...] | None = None) -> dict[str, 
 
     ``quick`` trains 100 images with each arm, one seed, a tiny budget (for the tests).
     ``CONVNETS_WORKERS=k`` runs the independent trainings in ``k`` processes (on a machine
-    with cores to spare; each gets ``CONVNETS_THREADS`` threads). The committed results were
-    computed in one single-thread process on a shared 2-core CPU (``wall_seconds`` in the
-    results; each training's own time is in its record). ``seeds`` replaces the default seeds
+    with cores to spare; each gets ``CONVNETS_THREADS`` threads). The committed results: seeds 0
+    and 1 in 14 single-thread processes on a 16-core CPU (each training 24-37 s on one core),
+    seed 2 added later with :func:`merge`, 7 single-thread processes on a shared 2-core CPU
+    (277 s of CPU time in all); ``recomputed_as`` in the results file says so. ``seeds`` replaces the default seeds
     (to add a seed to saved results with :func:`merge`).
     """
     sizes = (100,) if quick else SIZES
