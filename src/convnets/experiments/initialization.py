@@ -8,9 +8,9 @@ so that the chapter can give each final figure with its spread.
     python -m convnets.experiments initialization          # full size, saved to results/
     python -m convnets.experiments initialization --quick  # a few batches, for the tests
 
-The committed results were computed as nine parallel single-thread processes (three seeds x
-three pairs of schemes, merged with :func:`merge`) on a shared 2-core CPU; ``cpu_seconds`` in the
-results file is their CPU time, about what one idle core needs for the whole experiment.
+The committed results hold seed 0 only (an earlier GPU run, put in the per-seed layout; see
+``recomputed_as`` in the file): a three-seed recomputation on the shared 2-core CPU of this build
+did not finish in time. Seeds can be computed in separate processes and joined with :func:`merge`.
 """
 from __future__ import annotations
 
