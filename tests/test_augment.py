@@ -143,3 +143,33 @@ def test_experiment_quick_runs():
     assert {x["arm"] for x in r["runs"]} == {"none", "augmented", "wrong"}
     for x in r["runs"]:
         assert 0.0 <= x["test_acc"] <= 1.0 and len(x["confusion"]) == 10
+
+
+@pytest.mark.parametrize("n_views,kw", [(1, {"transforms": None}),
+                                        (5, {"transforms": A.five_crop_views(12, padding=2)}),
+                                        (10, {"transforms": A.ten_crop_views(12, padding=2)}),
+                                        (8, {"transforms": A.digits_batch_augment(seed=0), "n": 8})])
+def test_tta_costs_one_forward_pass_per_view(n_views, kw):
+    """The chapter's cost statement, counted: n views send n times the images through the model
+    (a forward hook counts them), and the result is the mean of the views' softmax outputs."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(144, 10))
+    X = torch.rand(30, 1, 12, 12)
+    seen = []
+    h = net.register_forward_hook(lambda m, i, o: seen.append(len(i[0])))
+    try:
+        P = A.tta_predict(net, X, batch_size=7, **kw)
+    finally:
+        h.remove()
+    assert sum(seen) == n_views * len(X)
+    torch.testing.assert_close(P.sum(1), torch.ones(len(X)))
+
+
+def test_experiment_merge_adds_seeds():
+    from convnets.experiments import augmentation
+
+    old = {"runs": [{"seed": 0, "n": 100}], "seeds": [0], "torch": "2.0"}
+    new = {"runs": [{"seed": 2, "n": 100, "torch": "2.1"}], "seeds": [2], "torch": "2.1"}
+    m = augmentation.merge(old, new)
+    assert m["seeds"] == [0, 2] and [r["seed"] for r in m["runs"]] == [0, 2]
+    assert [r["torch"] for r in m["runs"]] == ["2.0", "2.1"] and m["torch"] == ["2.0", "2.1"]

@@ -174,14 +174,22 @@ def test_probe_matches_hand_computation_and_leaves_model_alone(kind):
                                                 dtype=torch.float64), rtol=1e-5, atol=1e-9)
 
 
-def test_probe_without_labels_starts_from_unit_gradient():
+def test_probe_has_one_definition_cross_entropy_on_labels():
+    """The probe's loss is the mean cross-entropy against the labels: its value and the gradient
+    at the output are torch's (softmax - one-hot) / N; without labels it refuses to run."""
     torch.manual_seed(0)
     net = plain_mlp(depth=3, width=64, in_features=30)
-    r = probe(net, torch.randn(512, 30))
-    assert math.isnan(r.loss)
-    assert r.grad_std[-1] == pytest.approx(1.0, rel=0.1)
+    X, y = torch.randn(512, 30), torch.randint(0, 10, (512,))
+    r = probe(net, X, y)
+    with torch.no_grad():
+        out = net(X)
+    assert r.loss == pytest.approx(nn.functional.cross_entropy(out, y).item(), rel=1e-6)
+    g = (torch.softmax(out, 1) - nn.functional.one_hot(y, 10)) / len(X)
+    assert r.grad_std[-1] == pytest.approx(g.std().item(), rel=1e-5)
     assert r.names == ["1", "3", "5"] and r.kinds == ["Linear"] * 3
     assert "act std" in r.table()
+    with pytest.raises(TypeError):
+        probe(net, X)  # type: ignore[call-arg]
 
 
 @pytest.mark.parametrize("kind", ["mlp", "cnn"])
@@ -189,11 +197,12 @@ def test_deep_relu_profiles(kind):
     """He keeps the scale within a small factor over 30 layers; the others explode or vanish."""
     torch.manual_seed(0)
     X = torch.rand(64, 1, 28, 28) if kind == "mlp" else torch.rand(16, 1, 16, 16)
+    y = torch.randint(0, 10, (len(X),))
     net = plain_mlp(depth=30, width=128, in_features=784) if kind == "mlp" else plain_cnn(depth=30, width=16)
     ratio = {}
     for scheme in ["he", "slide", "xavier", "default"]:
         init_weights(net, scheme, generator=torch.Generator().manual_seed(0))
-        r = probe(net, X)
+        r = probe(net, X, y)
         ratio[scheme] = r.act_std[-2] / r.act_std[0]
     assert 0.05 < ratio["he"] < 20
     assert ratio["slide"] > 100
@@ -218,7 +227,7 @@ def test_static_explorer_builds():
     pytest.importorskip("ipywidgets")
     from convnets.explore.init import scale_explorer
 
-    box = scale_explorer(torch.rand(32, 1, 28, 28), gains=(0.5, 1.0), depth=6)
+    box = scale_explorer(torch.rand(32, 1, 28, 28), torch.randint(0, 10, (32,)), gains=(0.5, 1.0), depth=6)
     stack = box.children[1]
     assert len(stack.children) == 2 and all(len(im.value) > 1000 for im in stack.children)
 
@@ -229,5 +238,7 @@ def test_experiment_quick():
 
     res = initialization.run(quick=True)
     assert set(res["schemes"]) <= set(res["histories"])
-    for h in res["histories"].values():
-        assert len(h["train_loss"]) == res["config"]["epochs"]
+    for runs in res["histories"].values():
+        assert len(runs) == len(res["config"]["seeds"])
+        for h in runs:
+            assert len(h["train_loss"]) == res["config"]["epochs"]

@@ -16,7 +16,7 @@ Explained in the chapter "Weight initialisation" (``book/03-initialization.md``)
 
     >>> net = plain_cnn(depth=30, width=16)
     >>> init_weights(net, "he", mode="fan_in")                       # doctest: +SKIP
-    >>> probe(net, X).table()                                         # doctest: +SKIP
+    >>> probe(net, X, y).table()                                      # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -252,21 +252,20 @@ class ProbeResult:
 def probe(
     model: nn.Module,
     X: torch.Tensor,
-    y: torch.Tensor | None = None,
+    y: torch.Tensor,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     layer_types: Sequence[type[nn.Module]] | None = None,
-    seed: int = 0,
 ) -> ProbeResult:
-    """One forward and one backward pass of ``model`` on ``X (N, ...)``; per-layer statistics.
+    """One forward and one backward pass of ``model`` on ``X (N, ...)`` with labels ``y (N,)``;
+    per-layer statistics.
 
-    For every module of ``layer_types`` (default: convolution and linear layers) it records the
-    mean and std of the module's output and of the gradient of the loss with respect to that
-    output, and the std of the gradient of the loss with respect to its weight.
-
-    The loss is ``loss_fn(output, y)`` (cross-entropy by default) when ``y (N,)`` is given.
-    Without ``y``, the backward pass starts from a standard-normal gradient at the output (drawn
-    with ``seed``), the setting of He et al.'s backward analysis: then ``grad_std`` at the last
-    layer is about 1 and any drift across layers comes from the weights alone.
+    The probe's definition (the same in the chapter "Weight initialisation" and in assignment
+    02-initialization): the loss is the mean cross-entropy of the model's output against ``y``,
+    ``F.cross_entropy(model(X), y)`` (or ``loss_fn(output, y)`` when given), the very loss whose
+    gradient the first step of training follows. For every module of ``layer_types`` (default:
+    convolution and linear layers) it records the mean and the std (torch's default, unbiased)
+    of the module's output over all its elements, the same for the gradient of the loss with
+    respect to that output, and the std of the gradient with respect to the module's weight.
 
     The model is not changed: gradients come from :func:`torch.autograd.grad`, so no ``.grad``
     is written; hooks are removed and the train/eval mode is left as it was (a model in
@@ -274,6 +273,9 @@ def probe(
     Works with in-place activations (``nn.ReLU(inplace=True)``): a tensor hook registered before
     an in-place change receives the gradient of the value before the change.
     """
+    if not isinstance(y, torch.Tensor):
+        raise TypeError("probe needs the labels y (N,): its backward pass starts from the "
+                        "cross-entropy of the output against them")
     if not isinstance(model, nn.Module):
         raise TypeError(f"probe expects an nn.Module; got {type(model).__name__}")
     if not isinstance(X, torch.Tensor) or not X.is_floating_point():
@@ -315,15 +317,9 @@ def probe(
             out = model(X)
             if isinstance(out, (tuple, list)):
                 out = out[0]
-            if y is not None:
-                loss = (loss_fn or nn.functional.cross_entropy)(out, y.to(out.device))
-                grads = torch.autograd.grad(loss, [X] + weights, allow_unused=True)
-                loss_value = loss.item()
-            else:
-                g = torch.Generator(device="cpu").manual_seed(seed)
-                go = torch.randn(out.shape, generator=g, dtype=out.dtype).to(out.device)
-                grads = torch.autograd.grad(out, [X] + weights, grad_outputs=go, allow_unused=True)
-                loss_value = float("nan")
+            loss = (loss_fn or nn.functional.cross_entropy)(out, y.to(out.device))
+            grads = torch.autograd.grad(loss, [X] + weights, allow_unused=True)
+            loss_value = loss.item()
     finally:
         for h in handles:
             h.remove()

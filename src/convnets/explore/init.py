@@ -45,13 +45,14 @@ def _net(kind: str, depth: int, width: int):
     raise ValueError(f"kind must be 'mlp' or 'cnn'; got {kind!r}")
 
 
-def scale_profile(gain: float, X: torch.Tensor, kind: str = "mlp", depth: int = 30,
+def scale_profile(gain: float, X: torch.Tensor, y: torch.Tensor, kind: str = "mlp", depth: int = 30,
                   width: int | None = None, seed: int = 0) -> dict[str, list[float]]:
     """Per-layer ``act_std`` and ``grad_std`` of a plain ReLU net (``kind`` ``"mlp"`` or ``"cnn"``,
     ``depth`` weight layers) whose weights have std ``gain * sqrt(2 / fan_in)``.
 
-    ``X`` is a batch of images ``(N, 1, 28, 28)``; the backward pass starts from a standard-normal
-    gradient at the output (see :func:`convnets.init.probe`). Seeded by ``seed``.
+    ``X`` is a batch of images ``(N, 1, 28, 28)`` with labels ``y (N,)``; the backward pass starts
+    from the cross-entropy against ``y`` (the definition of :func:`convnets.init.probe`). Seeded by
+    ``seed``.
     """
     if not gain > 0:
         raise ValueError(f"gain must be positive; got {gain}")
@@ -59,7 +60,7 @@ def scale_profile(gain: float, X: torch.Tensor, kind: str = "mlp", depth: int = 
     torch.manual_seed(seed)
     net = _net(kind, depth, width)
     init_weights(net, "he", mode="fan_in", gain=gain, generator=torch.Generator().manual_seed(seed))
-    r = probe(net, X, seed=seed)
+    r = probe(net, X, y)
     return {"act_std": r.act_std, "grad_std": r.grad_std}
 
 
@@ -84,9 +85,10 @@ def plot_scale_profile(profile: dict[str, list[float]], gain: float, reference: 
     return fig
 
 
-def scale_explorer(X: torch.Tensor, live: bool = False, gains: Sequence[float] = DEFAULT_GAINS,
-                   kind: str = "mlp", depth: int = 30, dpi: int = 72):
-    """The explorer widget for images ``X (N, 1, 28, 28)``.
+def scale_explorer(X: torch.Tensor, y: torch.Tensor, live: bool = False,
+                   gains: Sequence[float] = DEFAULT_GAINS, kind: str = "mlp", depth: int = 30,
+                   dpi: int = 72):
+    """The explorer widget for images ``X (N, 1, 28, 28)`` with labels ``y (N,)``.
 
     ``live=False``: one precomputed PNG per value in ``gains`` (a 30-layer MLP costs about 0.1 s
     each on a CPU), switched by a slider on the client: works in a static page.
@@ -96,10 +98,10 @@ def scale_explorer(X: torch.Tensor, live: bool = False, gains: Sequence[float] =
     import ipywidgets as w
 
     if not live:
-        ref = scale_profile(1.0, X, kind, depth)
+        ref = scale_profile(1.0, X, y, kind, depth)
         frames, labels = [], []
         for c in gains:
-            fig = plot_scale_profile(scale_profile(c, X, kind, depth), c, ref)
+            fig = plot_scale_profile(scale_profile(c, X, y, kind, depth), c, ref)
             frames.append(fig_to_png(fig, dpi=dpi))
             labels.append(_gain_label(c))
         return static_frames(frames, labels, description="c =")
@@ -116,8 +118,8 @@ def scale_explorer(X: torch.Tensor, live: bool = False, gains: Sequence[float] =
     def draw(*_):
         k = net.value
         if k not in refs:
-            refs[k] = scale_profile(1.0, X, k, depth)
-        prof = scale_profile(gain.value, X, k, depth)
+            refs[k] = scale_profile(1.0, X, y, k, depth)
+        prof = scale_profile(gain.value, X, y, k, depth)
         with out:
             out.clear_output(wait=True)
             fig = plot_scale_profile(prof, gain.value, refs[k])
