@@ -14,3 +14,4 @@ from .xception import Xception, SeparableConv2d, xception
 from .se import SqueezeExcitation, SEBottleneck, se_resnet50
 from .mobilenet import MobileNetV2, InvertedResidual, mobilenet_v2
 from .efficientnet import EfficientNet, MBConv, efficientnet, efficientnet_b0
+from .nin import NiN, mlpconv, nin_mini
