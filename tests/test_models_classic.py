@@ -209,7 +209,7 @@ def test_experiment_classic_mnist_quick():
 
     r = run(quick=True)
     factories = [m["factory"] for m in r["models"].values()]
-    assert factories[:5] == ["simple_cnn", "lenet5", "alexnet_mini", "vgg_mini", "googlenet_mini"], factories
+    assert factories[:3] == ["simple_cnn", "lenet5", "vgg_mini"], factories
     for label, m in r["models"].items():
         assert len(m["test_acc"]) == len(r["seeds"]) == 1, label
         assert all(0.0 <= a <= 1.0 for a in m["test_acc"]) and m["params"] > 0 and m["macs"] > 0, (label, m)
@@ -222,7 +222,6 @@ def test_experiment_classic_training_quick():
     from convnets.experiments.classic_training import TEST_SCALES, run
 
     r = run(quick=True)
-    assert set(r["dropout"]) == {"p=0.0", "p=0.5"}
     assert set(r["momentum"]) == {"SGD, lr 0.01", "SGD + momentum 0.9, lr 0.01", "SGD, lr 0.1"}
     for arm in r["jitter"].values():
         assert set(arm["test_acc"]) == {str(s) for s in TEST_SCALES}
