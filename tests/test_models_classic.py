@@ -209,7 +209,7 @@ def test_experiment_classic_mnist_quick():
 
     r = run(quick=True)
     factories = [m["factory"] for m in r["models"].values()]
-    assert factories[:3] == ["simple_cnn", "lenet5", "vgg_mini"], factories
+    assert factories[:4] == ["simple_cnn", "lenet5", "alexnet_mini", "vgg_mini"], factories
     for label, m in r["models"].items():
         assert len(m["test_acc"]) == len(r["seeds"]) == 1, label
         assert all(0.0 <= a <= 1.0 for a in m["test_acc"]) and m["params"] > 0 and m["macs"] > 0, (label, m)
