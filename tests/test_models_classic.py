@@ -154,9 +154,80 @@ def test_experiment_classic_mnist_quick():
     from convnets.experiments.classic_mnist import run
 
     r = run(quick=True)
-    assert [row["factory"] for row in r["rows"]] == ["lenet5", "alexnet_mini", "vgg_mini", "googlenet_mini"]
-    for row in r["rows"]:
-        assert 0.0 <= row["test_acc"] <= 1.0 and row["params"] > 0 and row["macs"] > 0, row
+    factories = [m["factory"] for m in r["models"].values()]
+    assert factories[:4] == ["simple_cnn", "lenet5", "alexnet_mini", "vgg_mini"], factories
+    for label, m in r["models"].items():
+        assert len(m["test_acc"]) == len(r["seeds"]) == 1, label
+        assert all(0.0 <= a <= 1.0 for a in m["test_acc"]) and m["params"] > 0 and m["macs"] > 0, (label, m)
+        assert len(m["val_acc_curves"][0]) == r["epochs"] == 1, label
+    assert r["models"]["LeNet-5"]["macs"] == 416_520, "LeNet-5 on 28x28: 117,600 + 240,000 + 58,920 MACs"
+
+
+@pytest.mark.slow
+def test_experiment_classic_training_quick():
+    from convnets.experiments.classic_training import TEST_SCALES, run
+
+    r = run(quick=True)
+    assert set(r["momentum"]) == {"SGD, lr 0.01", "SGD + momentum 0.9, lr 0.01", "SGD, lr 0.1"}
+    for arm in r["jitter"].values():
+        assert set(arm["test_acc"]) == {str(s) for s in TEST_SCALES}
+        assert all(0.0 <= a[0] <= 1.0 for a in arm["test_acc"].values())
+
+
+def test_rescale_zooms_about_the_centre():
+    from convnets.experiments.classic_training import rescale
+
+    X = torch.zeros(1, 1, 28, 28)
+    X[0, 0, 10:18, 10:18] = 1.0  # an 8x8 square in the middle
+    assert torch.allclose(rescale(X, 1.0), X, atol=1e-5), "factor 1 leaves the image unchanged"
+    half = rescale(X, 0.5)
+    assert abs(float(half.sum()) - 16.0) < 1.5, "factor 0.5 shrinks the square's area four-fold (64 -> 16)"
+    assert float(half[0, 0, :12].sum() + half[0, 0, 16:].sum()) < 1.0, "and keeps it centred"
+
+
+# ---------------------------------------------------------------------------------------------
+# Network in Network: 1x1 convolutions and global average pooling
+
+def test_one_by_one_conv_is_a_linear_layer_at_every_pixel():
+    from convnets.models.nin import mlpconv
+
+    torch.manual_seed(0)
+    conv = nn.Conv2d(5, 3, 1)
+    lin = nn.Linear(5, 3)
+    with torch.no_grad():
+        lin.weight.copy_(conv.weight[:, :, 0, 0])
+        lin.bias.copy_(conv.bias)
+    x = torch.randn(2, 5, 6, 7)
+    torch.testing.assert_close(conv(x), lin(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2),
+                               msg="a 1x1 convolution applies one linear map to the channels of each pixel")
+    block = mlpconv(3, (8, 6, 4), kernel_size=3, padding=1)
+    kernels = [m.kernel_size for m in block if isinstance(m, nn.Conv2d)]
+    assert kernels == [(3, 3), (1, 1), (1, 1)], "mlpconv: a k x k convolution, then 1x1 convolutions"
+    assert block(torch.randn(1, 3, 9, 9)).shape == (1, 4, 9, 9)
+
+
+def test_nin_head_is_global_average_pooling_without_fc():
+    from convnets.models import nin_mini
+
+    torch.manual_seed(0)
+    net = nin_mini(num_classes=10).eval()
+    assert not any(isinstance(m, nn.Linear) for m in net.modules()), "NiN has no fully connected layer"
+    by_hand = sum(cout * (cin * k * k + 1) for cin, cout, k in [
+        (1, 32, 5), (32, 32, 1), (32, 32, 1), (32, 64, 5), (64, 64, 1), (64, 64, 1), (64, 64, 3), (64, 64, 1),
+        (64, 10, 1)])
+    assert count_parameters(net) == by_hand, "nin_mini's parameters, layer by layer"
+    x = torch.randn(3, 1, 28, 28)
+    with torch.no_grad():
+        f = net.forward_features(x)
+        maps = net.classifier(f)
+        assert maps.shape == (3, 10, 7, 7), "one 7x7 map per class"
+        torch.testing.assert_close(net(x), maps.mean((2, 3)), msg="score = the average of the class map")
+        # averaging then a linear layer with the same weights gives the same scores (both linear)
+        lin = nn.Linear(64, 10)
+        lin.weight.copy_(net.classifier.weight[:, :, 0, 0])
+        lin.bias.copy_(net.classifier.bias)
+        torch.testing.assert_close(net(x), lin(f.mean((2, 3))), msg="1x1 conv + GAP = GAP + linear")
+        assert net(torch.randn(1, 1, 40, 36)).shape == (1, 10), "global pooling takes any image size"
 
 
 @pytest.mark.slow

@@ -20,3 +20,4 @@ from .highway import HighwayBlock
 from .inception_resnet import InceptionResNetA
 from ._base import check_images, model_input_size  # the input check and the registered input sizes
 from .plain import PlainDeepCNN, PlainSequential, plain_deep_cnn, plain_mlp, plain_cnn
+from .nin import NiN, mlpconv, nin_mini

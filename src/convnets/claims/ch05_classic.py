@@ -1,0 +1,302 @@
+"""Claims of the chapter "Classic architectures" (``book/05-classic-architectures.md``).
+
+Parameter and multiply-add counts are computed live (on PyTorch's ``meta`` device: shapes only,
+milliseconds); training results rest on the cached experiments ``classic_mnist``,
+``classic_relu_tanh`` and ``classic_training``.
+"""
+from __future__ import annotations
+
+import statistics
+from functools import lru_cache
+
+import torch
+
+from . import Outcome, Stat, claim, results, verdict_from
+
+#: torchvision's ImageNet weights, acc@1 on ILSVRC-2012 val with one 224x224 centre crop
+#: (REFERENCE.md): the one protocol that covers every family of the chapter.
+TORCHVISION_TOP1 = {"alexnet": 56.5, "vgg16": 71.6, "googlenet": 69.8, "resnet18": 69.8, "resnet50": 76.1}
+
+
+def _meta(fn, *args, **kwargs):
+    with torch.device("meta"):
+        return fn(*args, **kwargs)
+
+
+def _params(net) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+@lru_cache(maxsize=None)
+def counts() -> dict[str, float]:
+    """Parameters and MACs (224x224) of the ImageNet networks, counted from the code."""
+    import torchvision
+
+    from ..flops import count_macs
+    from ..models import alexnet, googlenet, lenet5, vgg
+
+    out: dict[str, float] = {"lenet5": _params(lenet5())}
+    for c in ("A", "B", "C", "D", "E"):
+        out[f"vgg_{c}"] = _params(_meta(vgg, c, init_weights=False))
+    alex = _meta(alexnet)
+    out["alexnet"] = _params(alex)
+    conv = [m for m in alex.modules() if isinstance(m, torch.nn.Conv2d)]
+    out["alexnet_conv_params"] = sum(_params(m) for m in conv)
+    from ..flops import macs_by_module
+    parts = macs_by_module(alex, (3, 224, 224), depth=2)
+    out["alexnet_macs"] = parts[""]
+    out["alexnet_conv_macs"] = sum(v for k, v in parts.items() if k.startswith("features."))
+    g = _meta(googlenet, aux_logits=False)
+    out["googlenet"] = _params(g)
+    out["googlenet_aux"] = _params(_meta(googlenet, aux_logits=True))
+    out["googlenet_macs"] = count_macs(g, (3, 224, 224))
+    for name in TORCHVISION_TOP1:
+        tv = _meta(getattr(torchvision.models, name), weights=None,
+                   **({"aux_logits": False, "init_weights": False} if name == "googlenet" else {}))
+        out[f"tv_{name}_params"] = _params(tv)
+        out[f"tv_{name}_macs"] = count_macs(tv, (3, 224, 224))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# counts against the papers
+
+@claim("05", "lenet-params", "LeNet-5 has about 60,000 trainable parameters.",
+       paper="about 60,000 (LeCun et al. 1998, Sec. II.B)", expect="reproduced")
+def _():
+    n = counts()["lenet5"]
+    rel = abs(n - 60_000) / 60_000
+    return Outcome(True, f"{n:,} in the common variant (full C3, plain pooling): {100 * rel:.1f} % off",
+                   values={"n": f"{n:,}"}, verdict=verdict_from(rel < 0.05, rel < 0.2))
+
+
+@claim("05", "alexnet-params", "AlexNet has about 60 million parameters.",
+       paper="60 million (Krizhevsky et al. 2012)", expect="reproduced")
+def _():
+    n = counts()["alexnet"]
+    rel = abs(n - 60e6) / 60e6
+    return Outcome(True, f"{n:,} (torchvision's one-GPU variant; the two-GPU net: 60,965,224)",
+                   values={"n": f"{n:,}"}, verdict=verdict_from(rel < 0.05, rel < 0.2))
+
+
+@claim("05", "vgg-params", "VGG's columns A-E have 133, 133, 134, 138 and 144 million parameters.",
+       paper="Table 2: 133 / 133 / 134 / 138 / 144 M (Simonyan and Zisserman 2015)", expect="reproduced")
+def _():
+    c = counts()
+    ours = [round(c[f"vgg_{k}"] / 1e6) for k in "ABCDE"]
+    ok = ours == [133, 133, 134, 138, 144]
+    return Outcome(ok, " / ".join(f"{c[f'vgg_{k}']:,}" for k in "ABCDE") + f" (rounded: {ours})",
+                   verdict=verdict_from(ok, False))
+
+
+@claim("05", "googlenet-fewer", "GoogLeNet uses 12 times fewer parameters than AlexNet.",
+       paper="12x fewer than AlexNet (Szegedy et al. 2015, Sec. 1)", expect="partly")
+def _():
+    c = counts()
+    ratio = c["alexnet"] / c["googlenet"]
+    ratio2 = 60_965_224 / c["googlenet"]
+    return Outcome(True, f"AlexNet {c['alexnet']:,} / GoogLeNet {c['googlenet']:,} = {ratio:.1f}x "
+                   f"(two-GPU AlexNet: {ratio2:.1f}x; with the auxiliary heads {c['alexnet'] / c['googlenet_aux']:.1f}x)",
+                   values={"ratio": f"{ratio:.1f}", "params": f"{c['googlenet']:,}"},
+                   verdict=verdict_from(abs(ratio - 12) < 1.0, ratio > 4))
+
+
+@claim("05", "googlenet-macs", "GoogLeNet keeps to a budget of 1.5 billion multiply-adds per image.",
+       paper="1.5 G multiply-adds at inference (Szegedy et al. 2015, Sec. 1)", expect="reproduced")
+def _():
+    g = counts()["googlenet_macs"] / 1e9
+    return Outcome(True, f"{g:.3f} GMACs at 224x224", values={"gmacs": f"{g:.2f}"},
+                   verdict=verdict_from(abs(g - 1.5) < 0.1, abs(g - 1.5) < 0.5))
+
+
+@claim("05", "alexnet-fc-heavy", "AlexNet's convolutions hold under 10 % of its parameters but do over "
+       "90 % of its multiply-adds.")
+def _():
+    c = counts()
+    p = c["alexnet_conv_params"] / c["alexnet"]
+    m = c["alexnet_conv_macs"] / c["alexnet_macs"]
+    return Outcome(p < 0.10 and m > 0.90, f"convolutions: {100 * p:.1f} % of parameters, {100 * m:.1f} % of MACs",
+                   values={"param_share": f"{100 * p:.0f}", "mac_share": f"{100 * m:.0f}"})
+
+
+@claim("05", "evolution-compute", "On one protocol (torchvision's weights, one crop), error falls from AlexNet "
+       "to VGG-16 as compute grows, then GoogLeNet and ResNet-50 reach VGG-16's error or better with a "
+       "fraction of its compute; parameters are no guide (VGG-16 has the most and is not the best).")
+def _():
+    c = counts()
+    err = {k: 100 - v for k, v in TORCHVISION_TOP1.items()}
+    vgg_m = c["tv_vgg16_macs"]
+    ok = (err["vgg16"] < err["alexnet"] and vgg_m > 10 * c["tv_alexnet_macs"]
+          and err["resnet50"] < err["vgg16"] and c["tv_resnet50_macs"] < vgg_m / 3
+          and err["googlenet"] - err["vgg16"] < 2.5 and c["tv_googlenet_macs"] < vgg_m / 5
+          and max(TORCHVISION_TOP1, key=lambda k: c[f"tv_{k}_params"]) == "vgg16")
+    ev = "; ".join(f"{k} {err[k]:.1f} % at {c[f'tv_{k}_macs'] / 1e9:.2f} GMACs, {c[f'tv_{k}_params'] / 1e6:.1f} M"
+                   for k in TORCHVISION_TOP1)
+    return Outcome(ok, ev, values={"vgg_over_r50": f"{vgg_m / c['tv_resnet50_macs']:.1f}",
+                                   "vgg_over_g": f"{vgg_m / c['tv_googlenet_macs']:.0f}"})
+
+
+# ------------------------------------------------------------------------------------------------
+# ReLU against tanh (classic_relu_tanh)
+
+def _mean_curves():
+    r = results("classic_relu_tanh")
+    return {a: [statistics.fmean(col) for col in zip(*r["train_error"][a])] for a in ("relu", "tanh")}, r
+
+
+@claim("05", "relu-tanh-cross", "The mean training-error curves of ReLU and tanh cross: which one is faster "
+       "depends on the threshold.", uses=("classic_relu_tanh",))
+def _():
+    m, _ = _mean_curves()
+    relu_ahead = [i + 1 for i, (a, b) in enumerate(zip(m["relu"], m["tanh"])) if a < b]
+    tanh_ahead = [i + 1 for i, (a, b) in enumerate(zip(m["relu"], m["tanh"])) if b < a]
+    return Outcome(bool(relu_ahead and tanh_ahead),
+                   f"ReLU's mean error lower at epochs {relu_ahead}, tanh's at epochs {tanh_ahead}")
+
+
+@claim("05", "relu-tanh-six", "ReLU reaches a training error six times faster than tanh.",
+       uses=("classic_relu_tanh",), paper="6x fewer epochs to 25 % training error, CIFAR-10 (Krizhevsky et al. 2012, Fig. 1)",
+       expect="not reproduced here")
+def _():
+    m, r = _mean_curves()
+    ratios = {}
+    for t in r["thresholds"]:
+        e = {a: next((i + 1 for i, v in enumerate(m[a]) if v <= t), None) for a in m}
+        if None not in e.values():
+            ratios[t] = e["tanh"] / e["relu"]
+    if not ratios:
+        return Outcome(False, "no threshold reached by both mean curves", verdict="not reproduced here")
+    best = max(ratios.values())
+    ev = ", ".join(f"{100 * t:g} %: tanh/ReLU = {v:.2f}" for t, v in ratios.items())
+    return Outcome(True, f"epochs of the mean curves to reach each error, MNIST 5k, 3 seeds: {ev}",
+                   verdict=verdict_from(best >= 4, best >= 1.5))
+
+
+# ------------------------------------------------------------------------------------------------
+# the families on MNIST 5k, one recipe (classic_mnist)
+
+CNN = "Chapter-1 CNN"
+FAMILIES = ("LeNet-5", "AlexNet-mini", "VGG-mini", "GoogLeNet-mini")
+
+
+def _acc(label: str, r=None) -> Stat:
+    r = r or results("classic_mnist")
+    return Stat([100 * a for a in r["models"][label]["test_acc"]], fmt=".2f")
+
+
+def _relation(a: Stat, b: Stat) -> str:
+    """'above' (every run of a beats every run of b), 'below', or 'within noise' (ranges overlap)."""
+    return "above" if a.above(b) else "below" if b.above(a) else "within noise"
+
+
+@claim("05", "families-vs-cnn", "Under the same ten-epoch recipe no classic family beats the chapter-1 CNN: "
+       "VGG-mini is below it on average, by less than two points, with seed ranges that meet, while AlexNet-mini "
+       "and LeNet-5 as published are below it in every seed.", uses=("classic_mnist",))
+def _():
+    r = results("classic_mnist")
+    base, vgg, lenet, alex = _acc(CNN, r), _acc("VGG-mini", r), _acc("LeNet-5", r), _acc("AlexNet-mini", r)
+    ok = (0 < base.mean - vgg.mean < 2 and not base.above(vgg) and base.above(lenet) and base.above(alex)
+          and all(_acc(f, r).mean <= base.mean for f in FAMILIES if f in r["models"]))
+    return Outcome(ok, f"chapter-1 CNN {base}; VGG-mini {vgg}; AlexNet-mini {alex}; LeNet-5 {lenet}",
+                   values={"cnn": f"{base.mean:.1f}", "cnn_std": f"{base.std:.1f}", "vgg": f"{vgg.mean:.1f}",
+                           "vgg_std": f"{vgg.std:.1f}", "vgg_max": f"{vgg.max:.1f}", "cnn_min": f"{base.min:.1f}",
+                           "alex": f"{alex.mean:.1f}", "alex_std": f"{alex.std:.1f}"})
+
+
+@claim("05", "lenet-published", "LeNet-5 as published (tanh, average pooling) stays below 98.5 % test "
+       "accuracy on MNIST 5k under the common recipe, in every seed.", uses=("classic_mnist",))
+def _():
+    s = _acc("LeNet-5")
+    return Outcome(s.max < 98.5, f"LeNet-5 {s}", values={"acc": f"{s.mean:.2f}", "std": f"{s.std:.2f}"})
+
+
+@claim("05", "lenet-relu", "With ReLU and max-pooling instead of tanh and average pooling, LeNet-5 does "
+       "better in every seed, and still stays below 98.5 %.", uses=("classic_mnist",))
+def _():
+    r = results("classic_mnist")
+    relu, tanh = _acc("LeNet-5, ReLU + max-pool", r), _acc("LeNet-5", r)
+    return Outcome(relu.above(tanh) and relu.max < 98.5, f"ReLU + max-pool {relu}; tanh + average {tanh}",
+                   values={"acc": f"{relu.mean:.1f}", "gain": f"{relu.mean - tanh.mean:.1f}"})
+
+
+@claim("05", "lenet-augmentation", "Within ten epochs, LeNet-5 with and without the augmentation are within "
+       "the noise of each other (their seeds' ranges overlap).", uses=("classic_mnist",))
+def _():
+    r = results("classic_mnist")
+    aug, no = _acc("LeNet-5", r), _acc("LeNet-5, no augmentation", r)
+    rel = _relation(no, aug)
+    return Outcome(rel == "within noise", f"no augmentation {no}; with augmentation {aug}: {rel}",
+                   values={"aug": f"{aug.mean:.1f}", "no": f"{no.mean:.1f}", "relation": rel})
+
+
+@claim("05", "lenet-longer", "With the schedule stretched to twenty epochs LeNet-5 does better in every "
+       "seed than with ten, and still stays below 98.5 %: ten epochs do not train it to convergence.",
+       uses=("classic_mnist",))
+def _():
+    r = results("classic_mnist")
+    a10, a20 = _acc("LeNet-5", r), _acc("LeNet-5, 20 epochs", r)
+    return Outcome(a20.above(a10) and a20.max < 98.5, f"10 epochs {a10}; 20 epochs {a20}",
+                   values={"acc10": f"{a10.mean:.1f}", "acc20": f"{a20.mean:.1f}"})
+
+
+@claim("05", "lenet-mnist", "LeNet-5's test error on MNIST.", uses=("classic_mnist",),
+       paper="0.95 % without distortions, 60,000 training digits (LeCun et al. 1998)", expect="not reproduced here")
+def _():
+    r = results("classic_mnist")
+    e = Stat([100 - 100 * a for a in r["models"]["LeNet-5"]["test_acc"]], fmt=".2f")
+    e2 = Stat([100 - 100 * a for a in r["models"]["LeNet-5, ReLU + max-pool"]["test_acc"]], fmt=".2f")
+    return Outcome(True, f"{e.mean:.2f} ± {e.std:.2f} % (tanh, as published; ReLU + max-pool: {e2.mean:.2f} ± "
+                   f"{e2.std:.2f} %), 4,000 training digits, 1,000 test, 3 seeds",
+                   verdict=verdict_from(e.mean <= 1.2, e.mean <= 2.0))
+
+
+# ------------------------------------------------------------------------------------------------
+# momentum and scale jittering (classic_training)
+
+MOM, PLAIN, PLAIN_LARGE = "SGD + momentum 0.9, lr 0.01", "SGD, lr 0.01", "SGD, lr 0.1"
+
+
+def _loss(arm: str, epoch: int) -> Stat:
+    d = results("classic_training")["momentum"][arm]
+    return Stat([c[epoch - 1] for c in d["train_loss"]], fmt=".3f")
+
+
+@claim("05", "momentum-faster", "At the same learning rate (0.01), SGD with momentum 0.9 has a lower "
+       "training loss than plain SGD after 3 and after 10 epochs, in every seed.", uses=("classic_training",))
+def _():
+    m3, p3, m10, p10 = _loss(MOM, 3), _loss(PLAIN, 3), _loss(MOM, 10), _loss(PLAIN, 10)
+    return Outcome(p3.above(m3) and p10.above(m10),
+                   f"epoch 3: momentum {m3}, plain {p3}; epoch 10: momentum {m10}, plain {p10}",
+                   values={"ratio10": f"{p10.mean / m10.mean:.0f}"})
+
+
+@claim("05", "momentum-vs-large-lr", "Plain SGD with the tenfold learning rate (0.1) ends with a training "
+       "loss of the same order as momentum's: most of momentum's gain here is its larger effective step.",
+       uses=("classic_training",))
+def _():
+    m10, l10, p10 = _loss(MOM, 10), _loss(PLAIN_LARGE, 10), _loss(PLAIN, 10)
+    ratio = l10.mean / m10.mean
+    return Outcome(0.33 < ratio < 3 and p10.above(l10),
+                   f"epoch 10: momentum {m10}, plain SGD at 0.1 {l10}, plain SGD at 0.01 {p10}",
+                   values={"ratio": f"{ratio:.1f}"})
+
+
+def _jit(arm: str, q: float) -> Stat:
+    return Stat([100 * a for a in results("classic_training")["jitter"][arm]["test_acc"][str(q)]], fmt=".1f")
+
+
+@claim("05", "jitter-robust", "Trained with random rescaling, LeNet-5 still reads more than 80 % of the "
+       "digits shrunk to 0.6 of their size, while the model trained at one scale reads fewer than 40 % of "
+       "them (every seed).", uses=("classic_training",))
+def _():
+    j, f = _jit("jittered scale", 0.6), _jit("fixed scale", 0.6)
+    return Outcome(j.min > 80 and f.max < 40, f"zoom 0.6: jittered {j}, fixed {f}",
+                   values={"jit": f"{j.mean:.0f}", "fixed": f"{f.mean:.0f}"})
+
+
+@claim("05", "jitter-at-native", "At the digits' own scale the two models are within a point of each other.",
+       uses=("classic_training",))
+def _():
+    j, f = _jit("jittered scale", 1.0), _jit("fixed scale", 1.0)
+    return Outcome(abs(j.mean - f.mean) < 1.0, f"zoom 1.0: jittered {j}, fixed {f}",
+                   values={"jit": f"{j.mean:.1f}", "fixed": f"{f.mean:.1f}"})
