@@ -37,7 +37,7 @@ def counts() -> dict[str, float]:
 
     out: dict[str, float] = {"lenet5": _params(lenet5())}
     for c in ("A", "B", "C", "D", "E"):
-        out[f"vgg_{c}"] = _params(_meta(vgg, c, init_weights=False))
+        out[f"vgg_{c}"] = _params(_meta(vgg, config=c, init_weights=False))
     alex = _meta(alexnet)
     out["alexnet"] = _params(alex)
     conv = [m for m in alex.modules() if isinstance(m, torch.nn.Conv2d)]
