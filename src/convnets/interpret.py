@@ -52,6 +52,14 @@ __all__ = [
 # Filters
 # --------------------------------------------------------------------------------------------
 
+def _jittered(x: torch.Tensor, jitter: int, g: torch.Generator) -> torch.Tensor:
+    """``x (N, C, H, W)`` rolled by a random shift of up to ``jitter`` pixels in each direction
+    (the same for the whole batch): the jitter regulariser of gradient-ascent visualisations."""
+    if not jitter:
+        return x
+    dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=g))
+    return torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+
 def first_conv(model: nn.Module) -> nn.Conv2d:
     """The first :class:`~torch.nn.Conv2d` of ``model`` in registration order (its layer 1)."""
     if isinstance(model, nn.Conv2d):
@@ -335,10 +343,7 @@ def class_model(
     with eval_mode(model):
         for step in range(steps + 1):
             x_var = x.detach().requires_grad_(True)
-            img = x_var
-            if jitter and step < steps:
-                dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=g))
-                img = torch.roll(x_var, shifts=(dy, dx), dims=(2, 3))
+            img = _jittered(x_var, jitter, g) if step < steps else x_var
             logits, _ = split_outputs(model(img))
             if int(t_idx.max()) >= logits.shape[1]:
                 raise ValueError(f"target {targets} out of range for a model with {logits.shape[1]} classes")
@@ -498,10 +503,7 @@ def activation_maximization(
         try:
             for step in range(steps + 1):
                 x_var = x.detach().requires_grad_(True)
-                img = x_var
-                if jitter and step < steps:
-                    dy, dx = (int(v) for v in torch.randint(-jitter, jitter + 1, (2,), generator=g))
-                    img = torch.roll(x_var, shifts=(dy, dx), dims=(2, 3))
+                img = _jittered(x_var, jitter, g) if step < steps else x_var
                 with torch.enable_grad():
                     model(img)
                     a = got.pop("a")

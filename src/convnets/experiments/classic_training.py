@@ -24,7 +24,8 @@ from typing import Any
 import torch
 
 from convnets.augment import BatchAugment, random_affine
-from convnets.data import TensorSplit, loaders, mnist5k
+from convnets.data import TensorSplit, loaders
+from convnets.experiments.classic_mnist import _split  # the same MNIST 5k (and quick) split
 from convnets.experiments.classic_relu_tanh import four_layer_cnn
 from convnets.models import create_model
 from convnets.train import evaluate, fit, seed_everything
@@ -39,12 +40,6 @@ JITTER_RANGE = (0.6, 1.2)
 TEST_SCALES = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2)
 
 
-def _split(quick: bool) -> TensorSplit:
-    split = mnist5k()
-    if quick:
-        small = split.subset(per_class=40)
-        split = TensorSplit(small.X_train, small.y_train, split.X_test[:200], split.y_test[:200], split.classes)
-    return split
 
 
 def run_momentum(seeds, epochs: int, split: TensorSplit) -> dict[str, Any]:

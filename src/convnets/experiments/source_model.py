@@ -78,6 +78,17 @@ def train_source_model(epochs: int | None = None, device: str | None = "cpu", ve
     return model, info
 
 
+def source_for(quick: bool) -> torch.nn.Module:
+    """The source model for an experiment: the saved one (trained when missing), or in a quick
+    run the saved one when present and else an untrained network of its architecture."""
+    if not quick:
+        return load_source_model()
+    try:
+        return load_source_model(train_if_missing=False)
+    except FileNotFoundError:
+        return build_source_model().eval()
+
+
 def load_source_model(train_if_missing: bool = True, path: str | Path | None = None) -> torch.nn.Module:
     """The pretrained source model, on the CPU, in eval mode.
 

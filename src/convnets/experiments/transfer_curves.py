@@ -152,15 +152,9 @@ def run(quick: bool = False) -> dict:
     from ..data import digits
     from ..train import predict
     from ..transfer import stages
-    from .source_model import build_source_model, load_source_model
+    from .source_model import source_for
 
-    if quick:
-        try:
-            source = load_source_model(train_if_missing=False)
-        except FileNotFoundError:
-            source = build_source_model().eval()
-    else:
-        source = load_source_model()
+    source = source_for(quick)
     source_state = {k: v.clone() for k, v in source.state_dict().items()}
     target = digits(size=28)
     per_class = [1, 5] if quick else PER_CLASS

@@ -43,16 +43,10 @@ def _one(job: tuple) -> tuple:
     task, arm, seed, steps, quick = job
     torch.set_num_threads(1)
     from ..data import digits
-    from .source_model import build_source_model, load_source_model
+    from .source_model import source_for
     from .transfer_distance import invert, relative_change, train_on
 
-    if quick:
-        try:
-            source = load_source_model(train_if_missing=False)
-        except FileNotFoundError:
-            source = build_source_model().eval()
-    else:
-        source = load_source_model()
+    source = source_for(quick)
     source_state = {k: v.clone() for k, v in source.state_dict().items()}
     split = digits(size=28).subset(PER_CLASS, seed)
     if task == "inverted":
