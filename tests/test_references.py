@@ -68,3 +68,11 @@ def test_every_chapter_that_cites_has_its_bibliography():
     for name, text in CHAPTERS.items():
         if "{footcite}" in text:
             assert "{footbibliography}" in text, f"{name} cites papers but has no {{footbibliography}}"
+
+
+def test_bibliography_parses():
+    """The book's build reads references.bib with pybtex: one missing brace stops the build."""
+    from pybtex.database import parse_file
+
+    entries = parse_file(str(Path(__file__).resolve().parents[1] / "book" / "references.bib")).entries
+    assert len(entries) >= 40
