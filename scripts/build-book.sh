@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "${BOOK_SKIP_SETUP:-}" = 1 ] || bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
+# the chapters draw their figures inline; a headless backend inherited from the caller (the
+# tests set MPLBACKEND=Agg) would leave every plt.show() without an image
+unset MPLBACKEND
 # jupyter-cache does not notice changes in imported modules or cached results: key the cache
 # on them ourselves (scripts/book-cache-key.sh).
 key=$(bash scripts/book-cache-key.sh)

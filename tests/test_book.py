@@ -61,6 +61,19 @@ def test_every_toc_page_is_built(build):
         assert page.is_file(), f"{f} is in _toc.yml but {page.relative_to(ROOT)} was not built"
 
 
+def test_chapters_show_their_figures_and_paper_tables(build):
+    """Every chapter draws figures inline (a headless matplotlib backend inherited from the caller
+    once left them all out), and chapters 02-08 render "Paper vs here" as a table."""
+    for f in toc_files():
+        name = Path(f).name
+        if not name[:2].isdigit():
+            continue
+        page = (HTML / f"{f}.html").read_text(encoding="utf-8")
+        assert "<img" in page, f"{name}: no figure on the page"
+        if name[:2] != "01":
+            assert 'class="paper-vs-here"' in page, f"{name}: no Paper vs here table"
+
+
 REMOTE = re.compile(r"""(?:src|href)\s*=\s*["'](?:https?:)?//[^"']+""", re.I)
 CSS_REMOTE = re.compile(r"""url\(\s*["']?(?:https?:)?//""", re.I)
 

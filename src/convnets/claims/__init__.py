@@ -224,24 +224,27 @@ def glue_values(outcomes: dict[str, Outcome]) -> None:
 
 def paper_table(chapter: str):
     """The chapter's "Paper vs here" table from its paper-comparison claims: what the paper
-    claims, its figure, ours, and the computed verdict. A Markdown object in a notebook."""
-    rows = ["| Claim | Paper | Here | Verdict |", "|---|---|---|---|"]
+    claims, its figure, ours, and the computed verdict. An HTML table in a notebook (it renders the
+    same in the book and in Jupyter), its text elsewhere."""
+    import html
+
     res = [r for r in evaluate(chapter) if r.claim.paper is not None]
     if not res:
         raise ValueError(f"chapter {chapter} has no paper-comparison claims")
     bad = [r for r in res if not r.holds]
     if bad:
         raise ClaimFailed("; ".join(f"{r.claim.id}: {r.evidence}" for r in bad))
-    for r in res:
-        esc = lambda s: str(s).replace("|", "\\|")  # noqa: E731
-        rows.append(f"| {esc(r.claim.text)} | {esc(r.claim.paper)} | {esc(r.outcome.evidence)} "
-                    f"| **{r.outcome.verdict}** |")
-    text = "\n".join(rows)
+    head = ("Claim", "Paper", "Here", "Verdict")
+    rows = [(r.claim.text, r.claim.paper, r.outcome.evidence, r.outcome.verdict) for r in res]
+    cells = "".join(f"<th>{h}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row[:3])
+                   + f"<td><strong>{html.escape(str(row[3]))}</strong></td></tr>" for row in rows)
+    table = f'<table class="paper-vs-here"><thead><tr>{cells}</tr></thead><tbody>{body}</tbody></table>'
     try:
-        from IPython.display import Markdown
+        from IPython.display import HTML
     except ImportError:  # pragma: no cover
-        return text
-    return Markdown(text)
+        return "\n".join(" | ".join(map(str, row)) for row in [head, *rows])
+    return HTML(table)
 
 
 def verdict_from(full: bool, partial: bool) -> str:
