@@ -80,7 +80,7 @@ def _grade_all(opts: Options) -> list[Record]:
         subs = {s: sub for s, sub in subs.items() if shard_of(s, n) == k}
         log.info("shard %d/%d: %d of %d students", k, n, len(subs), everyone)
     log.info("%d submissions of %s in %s", len(subs), opts.assignment, opts.submissions)
-    todo: list[Submission] = []
+    pending: list[Submission] = []
     done: list[Record] = []
     for sid, sub in subs.items():
         rec_file = opts.out / "results" / f"{sid}.json"
@@ -90,12 +90,12 @@ def _grade_all(opts: Options) -> list[Record]:
                 log.info("%s: already graded (%s, %g), skipped; --force regrades", sid, old.status, old.total)
                 done.append(old)
                 continue
-        todo.append(sub)
+        pending.append(sub)
     # the fork server (importing torch) and the workers (importing nbgrader) start now, while the
     # assignment is released: the three run at once
-    pool = Pool(opts, level, preload_for(_source_code(opts)), warm=min(opts.jobs, len(todo))) if todo else None
+    pool = Pool(opts, level, preload_for(_source_code(opts)), warm=min(opts.jobs, len(pending))) if pending else None
     try:
-        return _grade(opts, level, todo, done, pool)
+        return _grade(opts, level, pending, done, pool)
     finally:
         if pool is not None:
             pool.close()
@@ -110,12 +110,12 @@ def _source_code(opts: Options) -> list[str]:
             if c.cell_type == "code"] if src.is_dir() else []
 
 
-def _grade(opts: Options, level: str, todo: list[Submission], done: list[Record], pool: Pool | None) -> list[Record]:
+def _grade(opts: Options, level: str, pending: list[Submission], done: list[Record], pool: Pool | None) -> list[Record]:
     tmpl = build_template(opts)
     test_ids = [gid for _, gid, _ in tmpl.tests]
     kept = len(done)
     t_start = time.monotonic()
-    progress = Progress(len(todo), enabled=opts.progress)
+    progress = Progress(len(pending), enabled=opts.progress)
 
     def finish(record: Record) -> Record:
         record.finish(tmpl.tests)
@@ -131,7 +131,7 @@ def _grade(opts: Options, level: str, todo: list[Submission], done: list[Record]
         progress.step()
         return record
 
-    if todo and pool is not None:
+    if pending and pool is not None:
         def task(sub: Submission) -> Record:
             try:
                 job, record = prepare(sub, tmpl, opts, level, launcher=pool.launcher())
@@ -143,7 +143,7 @@ def _grade(opts: Options, level: str, todo: list[Submission], done: list[Record]
                 return new_record(sub, "failed", f"grader error: {type(e).__name__}: {e}")
 
         with cf.ThreadPoolExecutor(max_workers=opts.jobs) as ex:
-            futures = [ex.submit(task, s) for s in todo]
+            futures = [ex.submit(task, s) for s in pending]
             try:
                 for fut in cf.as_completed(futures):
                     done.append(finish(fut.result()))
