@@ -253,6 +253,12 @@ def verdict_from(full: bool, partial: bool) -> str:
     return VERDICTS[0] if full else VERDICTS[1] if partial else VERDICTS[2]
 
 
+def _no_negative_zero(v: float, fmt: str) -> str:
+    """``format(v, fmt)``, but a value that rounds to zero prints as zero, never as "-0.000"."""
+    text = format(v, fmt)
+    return format(0.0, fmt) if float(text) == 0 else text
+
+
 class Stat:
     """Mean, spread and range of a few repeated measurements (seeds)."""
 
@@ -299,7 +305,9 @@ class Stat:
     def __str__(self) -> str:
         f = self.fmt
         if self.n == 1:
-            return f"{self.mean:{f}} (1 run)"
-        return f"{self.mean:{f}} ± {self.std:{f}} (n={self.n}, range {self.min:{f}}–{self.max:{f}})"
+            return f"{_no_negative_zero(self.mean, f)} (1 run)"
+        sf = f.replace("+", "")  # a spread has no sign: "+0.093 ± 0.026", not "± +0.026"
+        m, lo, hi = (_no_negative_zero(v, f) for v in (self.mean, self.min, self.max))
+        return f"{m} ± {self.std:{sf}} (n={self.n}, range {lo}–{hi})"
 
     __repr__ = __str__

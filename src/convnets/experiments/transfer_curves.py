@@ -15,9 +15,9 @@ Methods (all start from :func:`convnets.experiments.source_model.load_source_mod
 - ``last_block``: ``layer3`` and a new head trained, the rest frozen;
 - ``full``: everything trained, with per-stage learning rates ``lr / 2.6**k`` (ULMFiT).
 
-A second sweep retrains the last ``s`` stages (``s = 1``: the head only ... ``s = 5``: all) on
-the digits and on the same digits with inverted contrast (a larger change of the low-level
-statistics) to test the slide's "the further the task, the more layers to retrain".
+Summaries give the mean and the sample standard deviation (``ddof=1``) over the seeds, with
+the range. The sweep over how many stages to retrain (digits and inverted digits) is the
+experiment :mod:`convnets.experiments.transfer_sweep`.
 
 ``python -m convnets.experiments transfer_curves`` writes ``results/transfer_curves.json``.
 """
@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 import time
 
-import numpy as np
 import torch
 
 __all__ = ["PER_CLASS", "SEEDS", "METHODS", "CONFIG", "train_target", "run"]
@@ -43,7 +42,6 @@ CONFIG = {
     "probe_lr": 1e-2,      # a linear head alone tolerates (and needs) a larger step
     "decay": 2.6,          # ULMFiT: each earlier stage learns 2.6 times more slowly
     "C": 1.0,              # scikit-learn's inverse L2 strength, on standardised features
-    "sweep_per_class": 10,
 }
 
 
@@ -151,8 +149,8 @@ def run(quick: bool = False) -> dict:
     """The full grid (``quick``: 2 label counts, 1 seed, 10 steps: for the tests)."""
     from ..data import digits
     from ..train import predict
-    from ..transfer import stages
     from .source_model import source_for
+    from .transfer_distance import _stat
 
     source = source_for(quick)
     source_state = {k: v.clone() for k, v in source.state_dict().items()}
@@ -160,7 +158,6 @@ def run(quick: bool = False) -> dict:
     per_class = [1, 5] if quick else PER_CLASS
     seeds = [0] if quick else SEEDS
     steps = 10 if quick else CONFIG["steps"]
-    min_count = int(torch.bincount(target.y_train).min())
     t_start = time.perf_counter()
 
     curves: dict[str, dict] = {m: {} for m in METHODS + ["sklearn", "probe_adam"]}
@@ -193,24 +190,8 @@ def run(quick: bool = False) -> dict:
                 if k == per_class[-1] and seed == seeds[0] and m in ("scratch", "full"):
                     filters[f"{m}_{key}"] = model.conv1.weight.detach().cpu().squeeze(1).tolist()
 
-    # How many stages to retrain, for a near and a farther target.
-    sweep_k = 1 if quick else min(CONFIG["sweep_per_class"], min_count)
-    n_stages = len(stages(source))
-    retrain = [1, n_stages] if quick else list(range(1, n_stages + 1))
-    sweep: dict[str, dict[str, list[float]]] = {}
-    for task in ("digits", "inverted"):
-        sweep[task] = {}
-        for s in retrain:
-            sweep[task][str(s)] = []
-            for seed in seeds:
-                split = target.subset(sweep_k, seed)
-                if task == "inverted":
-                    split = type(split)(1 - split.X_train, split.y_train, 1 - split.X_test, split.y_test, split.classes)
-                _, acc = train_target("stages", split, seed, source_state, steps, retrain=s)
-                sweep[task][str(s)].append(acc)
-
     def summary(d: dict[str, list[float]]) -> dict[str, dict[str, float]]:
-        return {k: {"mean": float(np.mean(v)), "std": float(np.std(v))} for k, v in d.items()}
+        return {k: _stat(v) for k, v in d.items()}
 
     return {
         "config": {**CONFIG, "per_class": [str(k) for k in per_class], "seeds": seeds, "steps": steps,
@@ -222,8 +203,6 @@ def run(quick: bool = False) -> dict:
         "probe_sklearn_agreement": agreement,
         "stage_change": stage_change,
         "conv1_filters": filters,
-        "sweep": {"per_class": sweep_k, "stages": [str(s) for s in retrain], "acc": sweep,
-                  "summary": {t: summary(v) for t, v in sweep.items()}},
         "seconds": {**seconds, "total": time.perf_counter() - t_start},
         "torch": str(torch.__version__),
     }
