@@ -368,3 +368,97 @@ def test_committed_stem_and_distance_results_are_complete(name):
     for arm in runs:
         for v in (arm.values() if isinstance(arm, dict) else [arm]):
             assert len(v) == 3 and all(0 <= a <= 1 for a in v)
+
+
+# --- chapter 07's stage sweep ------------------------------------------------------------------
+
+def test_sweep_head_on_features_is_training_through_the_frozen_network():
+    """The sweep trains the head alone on features computed once; training the same head through
+    the whole frozen network (batch norms in eval mode) with the same batches is the same
+    computation: brute-force reference."""
+    from convnets.data import digits
+    from convnets.experiments import transfer_sweep
+    from convnets.experiments.source_model import build_source_model
+    from convnets.train import seed_everything
+    from convnets.transfer import freeze, param_groups, replace_head
+
+    torch.manual_seed(3)
+    state = {k: v.clone() for k, v in build_source_model().state_dict().items()}
+    split = digits(size=28).subset(2, 1)
+    steps = 7
+    curve = transfer_sweep.one_run(split, 1, 1, state, [3, steps])
+    # reference: the whole network forward at every step, only fc trainable
+    seed_everything(1)
+    model = build_source_model()
+    model.load_state_dict(state)
+    replace_head(model, 10)
+    freeze(model)
+    opt = torch.optim.Adam(param_groups(model, transfer_sweep.LR, transfer_sweep.DECAY), lr=transfer_sweep.LR)
+    gen = torch.Generator().manual_seed(1)
+    n, done = len(split.y_train), 0
+    while done < steps:
+        perm = torch.randperm(n, generator=gen)
+        for i in range(0, n, transfer_sweep.BATCH_SIZE):
+            if done == steps:
+                break
+            idx = perm[i:i + transfer_sweep.BATCH_SIZE]
+            model.train()
+            loss = torch.nn.functional.cross_entropy(model(split.X_train[idx]), split.y_train[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            done += 1
+    model.eval()
+    with torch.no_grad():
+        acc = float((model(split.X_test).argmax(1) == split.y_test).double().mean())
+        train_loss = float(torch.nn.functional.cross_entropy(model(split.X_train), split.y_train))
+    assert curve["test_acc"][-1] == pytest.approx(acc, abs=1 / len(split.y_test) + 1e-9)
+    assert curve["train_loss"][-1] == pytest.approx(train_loss, rel=1e-4)
+    assert len(curve["test_acc"]) == 2
+
+
+def test_sweep_retrains_only_the_last_stages():
+    from convnets.data import digits
+    from convnets.experiments import transfer_sweep
+    from convnets.experiments.source_model import build_source_model
+
+    torch.manual_seed(0)
+    state = build_source_model().state_dict()
+    with pytest.raises(ValueError):
+        transfer_sweep.one_run(digits(size=28).subset(1, 0), 0, 0, state, [1])
+    curve = transfer_sweep.one_run(digits(size=28).subset(1, 0), 0, 2, state, [1, 2])
+    assert set(curve) == {"test_acc", "train_loss", "train_acc"}
+    assert all(0 <= a <= 1 for a in curve["test_acc"] + curve["train_acc"])
+
+
+@pytest.mark.slow
+def test_transfer_sweep_quick():
+    import json
+
+    from convnets.experiments import transfer_sweep
+
+    r = transfer_sweep.run(quick=True)
+    json.dumps(r)
+    for t in transfer_sweep.TASKS:
+        assert set(r["acc"][t]) == {"1", "5"}
+        assert all(len(c["test_acc"]) == 2 for runs in r["curves"][t].values() for c in runs)
+        assert r["acc"][t]["1"][0] == r["curves"][t]["1"][0]["test_acc"][-1]
+        assert 0 <= r["probe"][t][0] <= 1
+
+
+def test_committed_sweep_results_are_complete():
+    import json
+
+    from convnets.experiments import results_dir, transfer_sweep
+
+    path = results_dir() / "transfer_sweep.json"
+    if not path.is_file():
+        pytest.skip("results/transfer_sweep.json is absent")
+    r = json.loads(path.read_text())
+    assert r["config"]["seeds"] == transfer_sweep.SEEDS
+    assert r["config"]["stages"] == ["1", "2", "3", "4", "5"]
+    for t in transfer_sweep.TASKS:
+        assert len(r["probe"][t]) == 3
+        for s, runs in r["curves"][t].items():
+            cps = r["config"]["head_checkpoints"] if s == "1" else r["config"]["checkpoints"]
+            assert len(runs) == 3 and all(len(c["test_acc"]) == len(cps) for c in runs), (t, s)
