@@ -29,6 +29,13 @@ def test_stat_summary_and_comparisons():
         Stat([float("nan")])
 
 
+def test_stat_prints_an_unsigned_spread_and_no_negative_zero():
+    s = str(Stat([-0.0001, 0.0002, -0.0004], "+.3f"))
+    assert "± +" not in s and "-0.000" not in s, s
+    assert str(Stat([0.14, 0.15], ".0%")).startswith("15% ± 1%")
+    assert "range -0.300–+0.100" in str(Stat([-0.3, 0.1], "+.3f"))
+
+
 def test_check_raises_naming_claim_and_evidence(monkeypatch):
     reg = dict(claims._REGISTRY)
     monkeypatch.setattr(claims, "_REGISTRY", reg)

@@ -256,7 +256,7 @@ def verdict_from(full: bool, partial: bool) -> str:
 def _no_negative_zero(v: float, fmt: str) -> str:
     """``format(v, fmt)``, but a value that rounds to zero prints as zero, never as "-0.000"."""
     text = format(v, fmt)
-    return format(0.0, fmt) if float(text) == 0 else text
+    return format(0.0, fmt) if v < 0 and not any(c in "123456789" for c in text) else text
 
 
 class Stat:
