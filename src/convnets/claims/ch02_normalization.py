@@ -5,7 +5,10 @@ normalization, with PyTorch's default and with He's initialisation, and with bat
 learning rates and three seeds; and the trained batch-norm nets evaluated with and without
 ``model.eval()``) and ``results/normalization_small_batch.json`` (batch norm with statistics over
 2 to 32 images, group norm, layer norm; three seeds). The others are cheap live computations
-(batch norm's output variance, the bias before batch norm, folding batch norm into a conv).
+(batch norm's output variance, the bias before batch norm, folding batch norm into a conv), and
+one loads the saved seed-0 net (``results/normalization_bn_seed0.pt``) to check that it is the
+cached run's. A run's outcome (trains, learns, at chance, diverged) is
+:func:`convnets.experiments.normalization.outcome`'s.
 """
 from __future__ import annotations
 
@@ -296,7 +299,7 @@ def _bn_faster():
        "Batch norm allows higher learning rates than a well-initialised plain net.",
        uses=("normalization",),
        paper="Ioffe & Szegedy 2015: batch norm 'allows us to use much higher learning rates' "
-             "(Sec. 3.3; stated in words here)",
+             "(abstract, and Sec. 3.3; stated in words here)",
        expect="partly")
 def _bn_higher_lr():
     bn, he = _trains_at("batch", "default"), _trains_at("none", "he")
