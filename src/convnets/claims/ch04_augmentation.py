@@ -74,14 +74,14 @@ def _():
 
 
 @claim("04", "gain-4000", "With 4,000 training images and the same budget of 48,000 images seen, "
-       "augmentation does not help: the augmented network ends below the plain one on average.",
+       "augmentation does not help: the augmented network ends below the plain one in every seed.",
        uses=("augmentation",))
 def _():
     r = results("augmentation")
     g = gains(r, 4000)
     a = Stat(pick(r, 4000, "none", "test_acc"))
     b = Stat(pick(r, 4000, "augmented", "test_acc"))
-    return Outcome(g.mean < 0, f"gain {g}; plain {a}, augmented {b}; ranges "
+    return Outcome(g.max < 0, f"gain {g}; plain {a}, augmented {b}; ranges "
                    f"{'overlap' if a.overlaps(b) else 'do not overlap'}",
                    values={"mean": g.mean, "std": g.std, "overlap": a.overlaps(b)})
 
