@@ -8,9 +8,10 @@ so that the chapter can give each final figure with its spread.
     python -m convnets.experiments initialization          # full size, saved to results/
     python -m convnets.experiments initialization --quick  # a few batches, for the tests
 
-The committed results hold seed 0 only (an earlier GPU run, put in the per-seed layout; see
-``recomputed_as`` in the file): a three-seed recomputation on the shared 2-core CPU of this build
-did not finish in time. Seeds can be computed in separate processes and joined with :func:`merge`.
+The committed results join seed 0 (an earlier GPU run) with seeds 1 and 2 trained one run at a
+time with :func:`run_one` on the CPU (one thread, about 40 s of CPU time per run); the file's
+``recomputed_as``, ``seeds_by_scheme`` and ``devices_by_scheme`` say which run came from where.
+Seeds can be computed in separate processes (:func:`run_one`) and joined (:func:`merge`).
 """
 from __future__ import annotations
 
