@@ -249,8 +249,8 @@ def _net(kind: str) -> torch.nn.Module:
 
 def load_networks() -> dict[str, torch.nn.Module]:
     """The chapter's two networks, seed 0 of each (``{"LeNet-5": ..., "ResNet-8": ...}``, in eval
-    mode), read from ``results/`` (written by a full run); trained now (about 8 minutes on one
-    CPU core) when missing."""
+    mode), read from ``results/`` (written by a full run); trained now (a few minutes on one CPU
+    core) when missing."""
     from ..data import mnist5k
     from ..train import load_checkpoint
     from . import results_dir
@@ -268,7 +268,7 @@ def load_networks() -> dict[str, torch.nn.Module]:
 
 
 def load_gallery() -> dict[str, Any]:
-    """The chapter's gallery (:func:`gallery`), read from ``results/`` or computed now (about four
+    """The chapter's gallery (:func:`gallery`), read from ``results/`` or computed now (a few
     minutes on one CPU core) when missing."""
     from . import results_dir
 
