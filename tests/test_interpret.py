@@ -386,3 +386,17 @@ def test_interpretation_gallery_matches_direct_computation():
     for row in ("layer2", "layer3"):
         assert len(g["dreams"][row]) == len(g["photos"])
         assert all(d.shape[0] == 1 and min(d.shape[1:]) == 128 for d in g["dreams"][row])
+
+
+def test_patch_mosaic_places_each_patch_in_its_row_and_column():
+    """The explorer's one-image grid: patch i of a row of k sits at row i // k, column i % k,
+    with one white pixel between tiles (checked against a concatenation built by hand)."""
+    from convnets.explore.interpret import _mosaic
+
+    tiles = torch.rand(6, 1, 3, 4)
+    m = _mosaic(tiles, rows=2, k=3)
+    white_col, white_row = torch.ones(3, 1), torch.ones(1, 3 * 4 + 2)
+    row = lambda r: torch.cat([tiles[3 * r, 0], white_col, tiles[3 * r + 1, 0], white_col, tiles[3 * r + 2, 0]], 1)
+    assert torch.equal(m, torch.cat([row(0), white_row, row(1)], 0))
+    rgb = _mosaic(torch.rand(4, 3, 2, 2), rows=2, k=2)
+    assert rgb.shape == (5, 5, 3)
