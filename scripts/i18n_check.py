@@ -8,7 +8,8 @@ and not fuzzy. ``scripts/i18n.sh check`` runs this; tests/test_i18n.py runs it o
     python scripts/i18n_check.py [PAGE ...]      report; exit 1 on any problem
     python scripts/i18n_check.py --stats         one line per catalogue
     python scripts/i18n_check.py --fill-verbatim copy entries with nothing to translate (display
-                                                 math, a term that is already Russian)
+                                                 math, a term that is already Russian); drop
+                                                 Babel's guessed python-format flags
 """
 from __future__ import annotations
 
@@ -129,6 +130,11 @@ def main(argv: list[str] | None = None) -> int:
             po = polib.pofile(str(path), wrapwidth=100)
             changed = False
             for e in po:
+                # Babel guesses "python-format" from a "%" before a letter ("5 % of"); the book's
+                # text is no format string, and msgfmt would then reject a faithful translation
+                if "python-format" in e.flags:
+                    e.flags.remove("python-format")
+                    changed = True
                 if not e.obsolete and not e.msgstr and nothing_to_translate(e.msgid):
                     e.msgstr = e.msgid
                     changed = True

@@ -173,3 +173,29 @@ def test_experiment_merge_adds_seeds():
     m = augmentation.merge(old, new)
     assert m["seeds"] == [0, 2] and [r["seed"] for r in m["runs"]] == [0, 2]
     assert [r["torch"] for r in m["runs"]] == ["2.0", "2.1"] and m["torch"] == ["2.0", "2.1"]
+
+
+def test_tta_experiment_counts_views_and_scores_like_a_plain_forward():
+    """experiments.augmentation_tta (quick: 50 test images): every scheme costs its number of
+    views in forward passes, and the one-view scheme's per-image scores are those of a plain
+    forward pass of the same network."""
+    from convnets.data import mnist5k
+    from convnets.experiments import augmentation_tta as T
+
+    r = T.run(quick=True)
+    views = {T.PLAIN: 1, T.SHIFT5: 5, T.AFFINE8: 8, T.AFFINE16: 16, T.TEN: 10}
+    assert r["schemes"] == list(T.TTA_NAMES) and r["n_test"] == 50
+    for name, n in views.items():
+        for arm in T.ARMS:
+            assert r["passes"][name][arm] == n
+            assert len(r["correct"][name][arm]) == 50 and set(r["correct"][name][arm]) <= {0, 1}
+    try:
+        nets = T.load_nets()
+    except T.MissingCheckpoint:
+        pytest.skip("no saved networks of the experiment augmentation")
+    d = mnist5k()
+    X, y = d.X_test[:50], d.y_test[:50]
+    for arm, net in nets.items():
+        with torch.no_grad():
+            direct = (net(X).argmax(1) == y).int().tolist()
+        assert r["correct"][T.PLAIN][arm] == direct

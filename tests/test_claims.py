@@ -15,7 +15,7 @@ from convnets import claims
 from convnets.claims import Outcome, Stat, VERDICTS
 
 ROOT = Path(__file__).resolve().parents[1]
-CHAPTERS = ["02", "03", "04", "05", "06", "07", "08"]
+CHAPTERS = ["01", "02", "03", "04", "05", "06", "07", "08"]
 
 
 def test_stat_summary_and_comparisons():

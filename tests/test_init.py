@@ -242,3 +242,20 @@ def test_experiment_quick():
         assert len(runs) == len(res["config"]["seeds"])
         for h in runs:
             assert len(h["train_loss"]) == res["config"]["epochs"]
+
+
+@pytest.mark.slow
+def test_initialization_run_one_is_one_run_of_run():
+    """A run computed alone (``run_one``, as the seeds of the chapter's results were) equals the
+    same scheme and seed inside ``run``: same history and initial profile (CPU, quick size)."""
+    from convnets.data import mnist5k
+    from convnets.experiments import initialization
+
+    res = initialization.run(quick=True, device="cpu")
+    cfg = res["config"]
+    data = mnist5k().subset(per_class=10)
+    for label in ("He, fan_in", "Xavier"):
+        one = initialization.run_one(label, cfg["seeds"][0], cfg, data, "cpu")
+        assert one["init_act_std"] == res["init_act_std"][label][0]
+        for key in ("train_loss", "val_acc", "val_loss"):
+            assert one["history"][key] == res["histories"][label][0][key]

@@ -355,3 +355,48 @@ def test_interpretation_experiment_quick():
         assert len(r["class_models"][kind]["won"]["0.01"]) == 1
     assert max(r["gradcam"]["cam_identity_rel_gap"]) < 1e-5
     assert r["dream"]["energy_after"][0] > r["dream"]["energy_before"][0]
+
+
+@pytest.mark.slow
+def test_interpretation_gallery_matches_direct_computation():
+    """The chapter's cached gallery holds what the library computes when called directly."""
+    from convnets.data import mnist5k
+    from convnets.experiments import interpretation
+    from convnets.experiments.source_model import build_source_model
+    from convnets.models import lenet5
+
+    torch.manual_seed(0)
+    lenet, resnet = lenet5(image_size=28).eval(), build_source_model().eval()
+    g = interpretation.gallery(lenet, resnet, quick=True)
+    for name, net in (("LeNet-5", lenet), ("ResNet-8", resnet)):
+        cm = g["class_models"][name]
+        assert set(cm) == set(interpretation.LAMBDAS) | {"log_softmax", "regularised"}
+        direct = I.class_model(net, list(range(10)), (1, 28, 28), steps=20, lr=0.1, l2=0.1)
+        assert cm[0.1]["image"].shape == (10, 1, 28, 28)
+        assert torch.allclose(cm[0.1]["image"].float(), direct.image, atol=1e-2, rtol=1e-2), name
+        assert torch.allclose(cm[0.1]["logits"], direct.logits, atol=1e-4), name
+    X = mnist5k().X_test
+    for layer in ("layer1", "layer2", "layer3"):
+        am = g["actmax"][layer]
+        expected = interpretation.live_channels(I.top_activating_patches(resnet, layer, X, k=9), 8)
+        assert am["channels"] == expected, layer
+        assert am["image"].shape == (len(expected), 1, 28, 28)
+        assert 0.0 <= float(am["image"].min()) and float(am["image"].max()) <= 1.0
+    assert g["dream_channel"] == g["actmax"]["layer3"]["channels"][0]
+    for row in ("layer2", "layer3"):
+        assert len(g["dreams"][row]) == len(g["photos"])
+        assert all(d.shape[0] == 1 and min(d.shape[1:]) == 128 for d in g["dreams"][row])
+
+
+def test_patch_mosaic_places_each_patch_in_its_row_and_column():
+    """The explorer's one-image grid: patch i of a row of k sits at row i // k, column i % k,
+    with one white pixel between tiles (checked against a concatenation built by hand)."""
+    from convnets.explore.interpret import _mosaic
+
+    tiles = torch.rand(6, 1, 3, 4)
+    m = _mosaic(tiles, rows=2, k=3)
+    white_col, white_row = torch.ones(3, 1), torch.ones(1, 3 * 4 + 2)
+    row = lambda r: torch.cat([tiles[3 * r, 0], white_col, tiles[3 * r + 1, 0], white_col, tiles[3 * r + 2, 0]], 1)
+    assert torch.equal(m, torch.cat([row(0), white_row, row(1)], 0))
+    rgb = _mosaic(torch.rand(4, 3, 2, 2), rows=2, k=2)
+    assert rgb.shape == (5, 5, 3)

@@ -390,6 +390,9 @@ def test_experiment_quick_run():
     assert all(s["diverged"] or 0.0 <= s["test_acc"] <= 1.0 for s in r["sweep"])
     assert {f["seed"] for f in r["forgetting"]} == {0, 1}
     assert all({"eval", "train_b1", "train_sorted100", "spoiled"} <= set(f) for f in r["forgetting"])
+    assert all(s["initial_loss"] > 0 for s in r["sweep"])
+    # the same seeded steps on one thread, twice, give the same weights
+    assert [t["threads"] for t in r["threads_check"]] == [1, 1, 2] and r["threads_check"][1]["max_weight_diff"] == 0.0
 
 
 @pytest.mark.slow
@@ -422,3 +425,40 @@ def test_train_one_stops_on_divergence():
     assert rec["diverged"] and rec["test_acc"] is None and rec["history"]["epoch"] == [1.0]
     assert rec["history"]["train_loss"] == [None]
     assert not ok["diverged"] and 0 <= ok["test_acc"] <= 1 and ok["history"]["epoch"] == [1.0]
+
+
+def test_outcome_counts_blowups_and_runs_at_chance():
+    """A run that blew up and came back, or one that stopped at chance, is not a success; the
+    categories follow the thresholds of convnets.experiments.normalization."""
+    from convnets.experiments.normalization import BLOWUP, CHANCE, TRAINS, outcome
+
+    def rec(losses, acc, initial=2.3, diverged=False):
+        return {"history": {"train_loss": losses}, "initial_loss": initial, "diverged": diverged, "test_acc": acc}
+
+    assert outcome(rec([4.6e17, 2.31], 0.1)) == "diverged"           # back at a finite loss, still diverged
+    assert outcome(rec([2.3 * BLOWUP * 1.01, 0.2], 0.95)) == "diverged"
+    assert outcome(rec([2.3 * BLOWUP * 0.99, 0.2], 0.95)) == "trains"  # just below the blow-up factor
+    assert outcome(rec([None], None, diverged=True)) == "diverged"      # NaN loss: training stopped
+    assert outcome(rec([2.33, 2.31], CHANCE - 0.01)) == "chance"
+    assert outcome(rec([2.0, 1.5], CHANCE)) == "learns"
+    assert outcome(rec([1.0, 0.3], TRAINS - 0.001)) == "learns"
+    assert outcome(rec([1.0, 0.3], TRAINS)) == "trains"
+
+
+def test_initial_loss_is_the_cross_entropy_and_touches_nothing():
+    from convnets.experiments.normalization import initial_loss
+    from convnets.models.plain import plain_deep_cnn
+
+    torch.manual_seed(0)
+    X, y = torch.randn(1500, 1, 28, 28), torch.randint(0, 10, (1500,))
+    plain = plain_deep_cnn(depth=3, width=4, norm="none")
+    with torch.no_grad():
+        ref = nn.functional.cross_entropy(plain(X), y).item()
+    assert abs(initial_loss(plain, X, y) - ref) < 1e-5
+    bn = plain_deep_cnn(depth=3, width=4, norm="batch").eval()
+    before = {k: v.clone() for k, v in bn.state_dict().items()}
+    rng = torch.get_rng_state()
+    initial_loss(bn, X, y)
+    assert torch.equal(rng, torch.get_rng_state()) and not bn.training
+    for k, v in bn.state_dict().items():
+        assert torch.equal(v, before[k]), f"initial_loss changed {k}"

@@ -5,19 +5,23 @@ normalization, with PyTorch's default and with He's initialisation, and with bat
 learning rates and three seeds; and the trained batch-norm nets evaluated with and without
 ``model.eval()``) and ``results/normalization_small_batch.json`` (batch norm with statistics over
 2 to 32 images, group norm, layer norm; three seeds). The others are cheap live computations
-(batch norm's output variance, the bias before batch norm, folding batch norm into a conv).
+(batch norm's output variance, the bias before batch norm, folding batch norm into a conv), and
+one loads the saved seed-0 net (``results/normalization_bn_seed0.pt``) to check that it is the
+cached run's. A run's outcome (trains, learns, at chance, diverged) is
+:func:`convnets.experiments.normalization.outcome`'s.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from ..experiments.normalization import BLOWUP, CHANCE, TRAINS, outcome
 from . import Outcome, Stat, claim, results, verdict_from
 
-#: a run "trains" when its final test accuracy (eval mode) reaches this; chance is 0.1
-TRAINS = 0.9
-#: a run "stays at chance" below this
-CHANCE = 0.15
+# TRAINS (0.9): a run "trains" when its final test accuracy (eval mode) reaches it; CHANCE (0.15):
+# below it a run "stays at chance"; BLOWUP (10): a run "diverged" when its loss became non-finite
+# or an epoch's mean training loss exceeded BLOWUP times the untrained net's loss
+# (convnets.experiments.normalization.outcome).
 
 
 def _runs(norm: str, init: str, lr: float) -> list[dict]:
@@ -30,14 +34,17 @@ def _lrs(norm: str, init: str) -> list[float]:
 
 
 def _acc(r: dict) -> float:
-    """A diverged run counts as chance (0.1)."""
-    return 0.1 if r["diverged"] else float(r["test_acc"])
+    """A run stopped by a non-finite loss (no test accuracy) counts as chance (0.1)."""
+    return 0.1 if r["test_acc"] is None else float(r["test_acc"])
 
 
 def _trains_at(norm: str, init: str) -> list[float]:
-    """Learning rates at which every seed trains (not diverged, test accuracy >= TRAINS)."""
-    return [lr for lr in _lrs(norm, init) if all(not r["diverged"] and r["test_acc"] >= TRAINS
-                                                  for r in _runs(norm, init, lr))]
+    """Learning rates at which every seed trains (neither diverged nor below TRAINS)."""
+    return [lr for lr in _lrs(norm, init) if all(outcome(r) == "trains" for r in _runs(norm, init, lr))]
+
+
+def _outcomes(norm: str, init: str) -> dict[float, list[str]]:
+    return {lr: [outcome(r) for r in _runs(norm, init, lr)] for lr in _lrs(norm, init)}
 
 
 def _stat(norm: str, init: str, lr: float) -> Stat:
@@ -196,6 +203,68 @@ def _he_slow():
                            "at_top": _stat("none", "he", max(lrs)).mean})
 
 
+@claim("02", "he-high-lr-fails",
+       "With He's initialisation the plain net fails at the two largest learning rates (0.3 and 1) in "
+       "every seed: each run ends at chance or diverges, and at 1 at least one seed diverges (an "
+       "epoch's mean training loss above 10 times the untrained net's) before falling back to chance.",
+       uses=("normalization",))
+def _he_high_lr_fails():
+    outs = _outcomes("none", "he")
+    top2 = sorted(outs)[-2:]
+    top = max(outs)
+    fails = all(o in ("chance", "diverged") for lr in top2 for o in outs[lr])
+    div = [r for r in _runs("none", "he", top) if outcome(r) == "diverged"]
+    accs = [_acc(r) for lr in top2 for r in _runs("none", "he", lr)]
+    peak = max((max(v for v in r["history"]["train_loss"] if v is not None) for r in div), default=float("nan"))
+    ref = max((r.get("initial_loss") or float("nan") for r in div), default=float("nan"))
+    return Outcome(fails and bool(div) and max(accs) < CHANCE,
+                   "; ".join(f"lr {lr:g}: {', '.join(outs[lr])}" for lr in top2)
+                   + f"; test accuracy at most {max(accs):.3f}; diverged at {top:g}: {len(div)} of "
+                     f"{len(outs[top])} seeds, peak epoch loss {peak:.2g} against an initial loss of {ref:.2f}",
+                   values={"n_div": len(div), "n_seeds": len(outs[top]), "peak": peak, "initial": ref,
+                           "lr_a": top2[0], "lr_b": top2[1], "blowup": BLOWUP})
+
+
+@claim("02", "rerun-identical",
+       "Retrained with the same seed, the same torch version and one thread, the seed-0 batch-norm net "
+       "repeats the cached run exactly (training loss and test accuracy at every epoch), and the "
+       "saved net gives the cached test accuracy.", uses=("normalization",))
+def _rerun_identical():
+    from ..data import mnist5k
+    from ..experiments.normalization import EVAL_LR, _test, load_trained_bn
+
+    net, meta = load_trained_bn()
+    rec = next(r for r in results("normalization")["sweep"]
+               if r["norm"] == "batch" and r["lr"] == EVAL_LR and r["seed"] == 0)
+    keys = ("train_loss", "train_acc", "val_loss", "val_acc")
+    same = all(meta["run_history"][k] == rec["history"][k] for k in keys)
+    split = mnist5k()
+    acc = _test(net, split.X_test, split.y_test)[1]
+    return Outcome(same and acc == rec["test_acc"],
+                   f"cached run: test accuracy {rec['test_acc']}, training loss per epoch "
+                   f"{rec['history']['train_loss']}; retrained ({meta.get('threads')} thread(s), torch "
+                   f"{meta.get('torch_version')}): {meta['test_acc']}, {meta['run_history']['train_loss']}; "
+                   f"histories identical: {same}; saved net evaluated now: {acc}",
+                   values={"acc": rec["test_acc"], "saved_acc": acc, "threads": meta.get("threads"),
+                           "torch": meta.get("torch_version")})
+
+
+@claim("02", "threads-differ",
+       "The same seeded training, 30 steps on one thread twice, gives identical weights; on two "
+       "threads it gives different weights and a different test accuracy.", uses=("normalization",))
+def _threads_differ():
+    runs = results("normalization")["threads_check"]
+    ones = [t for t in runs if t["threads"] == 1]
+    more = [t for t in runs if t["threads"] > 1]
+    same = all(t["max_weight_diff"] == 0.0 and t["test_acc"] == ones[0]["test_acc"] for t in ones)
+    differ = bool(more) and all(t["max_weight_diff"] > 0.0 and t["test_acc"] != ones[0]["test_acc"] for t in more)
+    return Outcome(len(ones) >= 2 and same and differ,
+                   "; ".join(f"{t['threads']} thread(s): loss {t['train_loss']:.6f}, accuracy {t['test_acc']:.3f}, "
+                             f"max weight difference {t['max_weight_diff']:.1e}" for t in runs),
+                   values={"diff": max((t["max_weight_diff"] for t in more), default=0.0),
+                           "acc_gap": max((abs(t["test_acc"] - ones[0]["test_acc"]) for t in more), default=0.0)})
+
+
 @claim("02", "bn-rescues",
        "With batch norm the badly initialised net learns at every learning rate it was run at (test "
        "accuracy above 0.5 in every seed), and trains to at least 0.9 in every seed at 0.1 and at 1.",
@@ -214,7 +283,7 @@ def _bn_rescues():
        "Batch norm trains faster than a well-initialised plain net.",
        uses=("normalization",),
        paper="Ioffe & Szegedy 2015: with batch norm the network reaches the baseline's accuracy in "
-             "far fewer training steps (in words; REFERENCE.md gives no figure)",
+             "far fewer training steps (Sec. 4.2, ImageNet; stated in words here)",
        expect="reproduced")
 def _bn_faster():
     common = [lr for lr in _lrs("batch", "default") if lr in _lrs("none", "he")]
@@ -230,20 +299,22 @@ def _bn_faster():
        "Batch norm allows higher learning rates than a well-initialised plain net.",
        uses=("normalization",),
        paper="Ioffe & Szegedy 2015: batch norm 'allows us to use much higher learning rates' "
-             "(Sec. 3.3, in words; REFERENCE.md gives no figure)",
+             "(abstract, and Sec. 3.3; stated in words here)",
        expect="partly")
 def _bn_higher_lr():
     bn, he = _trains_at("batch", "default"), _trains_at("none", "he")
     top_bn, top_he = max(bn, default=0.0), max(he, default=0.0)
-    diverged = {lr: sum(r["diverged"] for r in _runs("none", "he", lr)) for lr in _lrs("none", "he")}
-    div = ", ".join(f"{lr:g}: {n}/3" for lr, n in diverged.items() if n)
+    outs = _outcomes("none", "he")
+    div = ", ".join(f"{lr:g}: {o.count('diverged')}/{len(o)}" for lr, o in outs.items() if "diverged" in o)
     # reproduced: the plain net trains somewhere and batch norm at 3x its largest learning rate or
     # more; partly: batch norm trains at a learning rate where the plain net does not, but the
     # plain net gives no learning-rate ceiling to compare with (it trains nowhere in this budget)
     verdict = verdict_from(top_he > 0 and top_bn >= 3 * top_he, top_bn > top_he)
     he_txt = f"{top_he:g}" if top_he else "none (no learning rate trains it within the budget)"
     return Outcome(True, f"largest learning rate at which every seed reaches 0.9: batch norm {top_bn:g}, "
-                         f"plain with He init {he_txt}; plain He runs diverged at {div or 'no learning rate'}",
+                         f"plain with He init {he_txt}; plain He runs diverged at {div or 'no learning rate'}; "
+                         f"outcomes of the plain He runs: "
+                         + "; ".join(f"lr {lr:g}: {', '.join(o)}" for lr, o in outs.items()),
                    values={"top_bn": top_bn, "top_he": top_he}, verdict=verdict)
 
 
@@ -265,7 +336,7 @@ def _ln_gn_learn():
        "Batch norm degrades when its statistics come from few images.",
        uses=("normalization_small_batch",),
        paper="Wu & He 2018, ResNet-50 on ImageNet: batch norm's error 23.6 % at 32 images per GPU, "
-             "34.7 % at 2; group norm 24.1 % at both (REFERENCE.md, marked unverified)",
+             "34.7 % at 2; group norm 24.1 % at both (Figure 1; the abstract's '10.6 % lower error' at 2)",
        expect="partly")
 def _bn_small():
     b2, b32 = _small("batch", 2), _small("batch", 32)
@@ -307,7 +378,7 @@ def _bn_test_stats():
        "Layer norm (and group norm) compute the same output for an image whatever the batch it is in.",
        uses=("normalization_small_batch",),
        paper="Ba et al. 2016: layer norm 'does not introduce any new dependencies between training "
-             "cases' and works with a batch of 1 (in words; REFERENCE.md gives no figure)",
+             "cases' and works with a batch of 1 (Sec. 3; stated in words here)",
        expect="reproduced")
 def _ln_independent():
     torch.manual_seed(0)

@@ -1,5 +1,5 @@
 """Claims of the chapter "What convolutional networks learn" (``book/08-interpretation.md``), on
-the cached results of :mod:`convnets.experiments.interpretation` (three seeds of LeNet-5, one of
+the cached results of :mod:`convnets.experiments.interpretation` (three seeds of LeNet-5 and three of
 ResNet-8, on MNIST 5k)."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def _region(r: dict, kind: str, region: str, what: str = "density") -> Stat:
 
 
 @claim("08", "saliency-band", "Per unit area, the saliency is densest in the band of background "
-       "within 2 pixels of the strokes: for every LeNet-5 seed and for ResNet-8 the band's density is above "
+       "within 2 pixels of the strokes: for every seed of both networks the band's density is above "
        "the ink's and above the far background's.", uses=(R,))
 def _():
     res = results(R)
@@ -51,7 +51,7 @@ def _():
 
 
 @claim("08", "occlusion-erase", "Erasing with a black square, occlusion sensitivity lies on the "
-       "strokes: its density on the ink is above 2 for every LeNet-5 seed and for ResNet-8, and on the far "
+       "strokes: its density on the ink is above 2 for every seed of both networks, and on the far "
        "background below 0.1.", uses=(R,))
 def _():
     res = results(R)
@@ -68,8 +68,8 @@ def _():
 
 
 @claim("08", "occlusion-gray", "With Zeiler and Fergus's gray square, the score falls most where "
-       "the square lands next to the strokes: the band's density is above the ink's for every LeNet-5 "
-       "seed and for ResNet-8.", uses=(R,))
+       "the square lands next to the strokes: the band's density is above the ink's for every seed "
+       "of both networks.", uses=(R,))
 def _():
     res = results(R)
     ok, parts, vals = True, [], {}
@@ -102,7 +102,7 @@ def _():
 
 
 @claim("08", "patch-purity", "The deeper the layer, the more a channel's top-9 test digits show one "
-       "digit: ResNet-8's layer3 is above its conv1 by more than 0.2, and in every seed LeNet-5's "
+       "digit: in every seed, ResNet-8's layer3 is above its conv1 by more than 0.2 and LeNet-5's "
        "C3 is above its C1.", uses=(R,))
 def _():
     res = results(R)["purity"]
@@ -115,7 +115,7 @@ def _():
 
 
 @claim("08", "class-model-lambda", "Every class model wins its own digit at every lambda, and a "
-       "larger lambda gives a smaller image, for every LeNet-5 seed and for ResNet-8.", uses=(R,))
+       "larger lambda gives a smaller image, for every seed of both networks.", uses=(R,))
 def _():
     res = results(R)
     lams = [str(l) for l in res["lambdas"]]
@@ -137,7 +137,7 @@ def _margin_share(S: float, other: float) -> float:
 
 
 @claim("08", "softmax-vs-score", "Maximising the log-softmax instead of the score, the images also "
-       "win, but the target score stops lower, for every LeNet-5 seed and for ResNet-8.",
+       "win, but the target score stops lower, for every seed of both networks.",
        uses=(R,), paper="maximise the unnormalised S_c(I) − λ‖I‖² from the zero image; the softmax is "
        "avoided because it can rise by lowering the other classes (Simonyan et al. 2013)",
        expect="partly")
@@ -153,7 +153,7 @@ def _():
         others_share &= all(a > b + 0.1 for a, b in zip(sh_soft, sh_score))
         parts.append(f"{name}: log-softmax images won {min(cm['soft_won'])}-{max(cm['soft_won'])}/10; S_c {S} (score) vs {So} (log-softmax); share of the margin from lowering "
                      f"the others {Stat(sh_score, '.2f').mean:.2f} vs {Stat(sh_soft, '.2f').mean:.2f}")
-        vals.update({f"{kind}_S": S.mean, f"{kind}_soft_S": So.mean, f"{kind}_share_score": 100 * Stat(sh_score).mean,
+        vals.update({f"{kind}_S": S.mean, f"{kind}_soft_S": So.mean, f"{kind}_S_sd": S.std, f"{kind}_soft_S_sd": So.std, f"{kind}_share_score": 100 * Stat(sh_score).mean,
                      f"{kind}_share_soft": 100 * Stat(sh_soft).mean})
     # the paper's reason (the softmax rises by lowering the others) in full; only the weaker
     # form (the softmax builds less evidence for the class) in part
@@ -162,8 +162,9 @@ def _():
 
 @claim("08", "regularised-recognised", "ResNet-8's class models made with the regularisers (jitter, "
        "blur, pixels clipped to [0, 1]) are recognised by the LeNet-5 networks more often than its plain "
-       "ones; LeNet-5's class models are recognised by the other LeNet-5 seeds with or without them, and "
-       "by ResNet-8 hardly more than by chance either way.",
+       "ones, while its other seeds read them at most 5 times in 10 either way; LeNet-5's class models are "
+       "recognised by the other LeNet-5 seeds with or without them, and by ResNet-8 hardly more than by "
+       "chance either way.",
        uses=(R,), paper="L2 decay, Gaussian blur and clipping of small-norm and small-contribution pixels "
        "give more recognisable, more interpretable images (Yosinski et al. 2015)", expect="partly")
 def _():
@@ -179,12 +180,14 @@ def _():
             partial |= r.mean > p.mean + 1
             parts.append(f"{name}'s images judged by {who}: plain {p}, regularised {r} of 10")
             vals[f"{kind}_{key}_plain"], vals[f"{kind}_{key}_reg"] = p.mean, r.mean
+            vals[f"{kind}_{key}_plain_sd"], vals[f"{kind}_{key}_reg_sd"] = p.std, r.std
     cm_l, cm_r = res["class_models"]["lenet"], res["class_models"]["resnet"]
     # the sentence itself: ResNet-8's images gain; LeNet-5's are read by LeNet-5 either way and by
     # ResNet-8 at most 3 of 10 either way
     text_ok = (Stat(cm_r["regularised_by_other_kind"]).mean > Stat(cm_r["plain_by_other_kind"]).mean + 1
                and min(cm_l["plain_by_others"] + cm_l["regularised_by_others"]) >= 9
-               and max(cm_l["plain_by_other_kind"] + cm_l["regularised_by_other_kind"]) <= 3)
+               and max(cm_l["plain_by_other_kind"] + cm_l["regularised_by_other_kind"]) <= 3
+               and max(cm_r["plain_by_others"] + cm_r["regularised_by_others"]) <= 5)
     verdict = verdict_from(full, partial) if text_ok else "not reproduced here"
     return Outcome(True, "; ".join(parts), values=vals, verdict=verdict)
 
@@ -206,14 +209,15 @@ def _():
 
 
 @claim("08", "dream", "DeepDream on the gray astronaut photo (3 octaves of 10 steps) raises the mean "
-       "squared response of ResNet-8's layer2 at least twofold, changing a pixel by less than a quarter "
-       "of the gray range on average.", uses=(R,))
+       "squared response of ResNet-8's layer2 at least twofold in every seed, changing a pixel by less than "
+       "a third of the gray range on average.", uses=(R,))
 def _():
     d = results(R)["dream"]
     gain = Stat([a / b for a, b in zip(d["energy_after"], d["energy_before"])], ".1f")
     change = Stat(d["mean_abs_change"], ".3f")
-    return Outcome(gain.min >= 2 and change.max < 0.25, f"gain {gain}, mean |change| {change}",
-                   values={"gain": gain.mean, "change": change.mean})
+    return Outcome(gain.min >= 2 and change.max < 1 / 3, f"gain {gain}, mean |change| {change}",
+                   values={"gain": gain.mean, "gain_sd": gain.std, "gain_min": gain.min, "gain_max": gain.max,
+                           "change": change.mean, "change_sd": change.std})
 
 
 @claim("08", "gradcam-cam", "For ResNet-8, whose head is global average pooling and one linear layer, "
@@ -228,9 +232,11 @@ def _():
 
 
 @claim("08", "zf-patches", "Channel by channel, the top-9 patches go from stroke pieces shared by "
-       "many digits to whole digits of one class as the layers deepen.", uses=(R,),
+       "many digits to whole digits of one class as the layers deepen: ResNet-8's share of one digit rises "
+       "from conv1 to layer3 in every seed, but not at every stage in every seed (layer1 and layer2 are "
+       "within the noise of each other).", uses=(R,),
        paper="top-9 patches per feature map for layers 2–5; higher layers respond to object parts and "
-       "whole objects (Zeiler & Fergus 2014)", expect="reproduced")
+       "whole objects (Zeiler & Fergus 2014)", expect="partly")
 def _():
     res = results(R)["purity"]["resnet"]
     order = ("conv1", "layer1", "layer2", "layer3")
@@ -238,6 +244,7 @@ def _():
     top = Stat([s["layer3"] for s in res], ".2f")
     first = Stat([s["conv1"] for s in res], ".2f")
     full = monotone and top.min > 0.5
-    return Outcome(True, f"ResNet-8 share of one digit among the top 9: conv1 {first} → layer3 {top}"
+    rises = all(s["layer3"] > s["conv1"] for s in res)
+    return Outcome(rises and not monotone, f"ResNet-8 share of one digit among the top 9: conv1 {first} → layer3 {top}"
                    f" ({'rising at every stage' if monotone else 'not rising at every stage'} in every ResNet-8 run)",
                    verdict=verdict_from(full, top.mean > first.mean))

@@ -8,9 +8,10 @@ so that the chapter can give each final figure with its spread.
     python -m convnets.experiments initialization          # full size, saved to results/
     python -m convnets.experiments initialization --quick  # a few batches, for the tests
 
-The committed results hold seed 0 only (an earlier GPU run, put in the per-seed layout; see
-``recomputed_as`` in the file): a three-seed recomputation on the shared 2-core CPU of this build
-did not finish in time. Seeds can be computed in separate processes and joined with :func:`merge`.
+The committed results join seed 0 (an earlier GPU run) with seeds 1 and 2 trained one run at a
+time with :func:`run_one` on the CPU (one thread, about 40 s of CPU time per run); the file's
+``recomputed_as``, ``seeds_by_scheme`` and ``devices_by_scheme`` say which run came from where.
+Seeds can be computed in separate processes (:func:`run_one`) and joined (:func:`merge`).
 """
 from __future__ import annotations
 
@@ -44,6 +45,37 @@ def _clean(h: dict) -> dict:
             for k, vals in h.items()}
 
 
+def run_one(label: str, seed: int, cfg: dict | None = None, data=None, device=None) -> dict:
+    """One run of :func:`run`: the scheme labelled ``label`` (see :data:`SCHEMES`) from ``seed``
+    with the configuration ``cfg`` (default :data:`CONFIG`) on ``data`` (default MNIST 5k):
+    ``{"history", "init_act_std", "init_grad_std", "seconds"}`` (``seconds``: the training's wall
+    time). Runs are independent, so they can be computed in separate processes."""
+    cfg = dict(CONFIG) if cfg is None else cfg
+    data = mnist5k() if data is None else data
+    dev = device if isinstance(device, torch.device) else get_device(device)
+    scheme, kw = next((s, k) for lab, s, k in SCHEMES if lab == label)
+    X0, y0 = data.X_train[:128], data.y_train[:128]
+    # vanishing signals reach subnormal floats, which are very slow on a CPU: flush them to zero
+    flush = torch.set_flush_denormal(True)
+    try:
+        train_loader, test_loader = loaders(data, batch_size=cfg["batch_size"], seed=seed)
+        seed_everything(seed)
+        net = plain_cnn(cfg["depth"], cfg["width"], downsample_at=tuple(cfg["downsample_at"]))
+        init_weights(net, scheme, **kw)
+        p = probe(net, X0, y0)
+        net.to(dev)
+        opt = torch.optim.SGD(net.parameters(), lr=cfg["lr"], momentum=cfg["momentum"])
+        t0 = time.perf_counter()
+        h = fit(net, train_loader, test_loader, epochs=cfg["epochs"], optimizer=opt,
+                verbose=False, device=dev)
+        secs = time.perf_counter() - t0
+    finally:
+        if flush:
+            torch.set_flush_denormal(False)
+    return {"history": _clean(h.to_dict()), "init_act_std": p.act_std, "init_grad_std": p.grad_std,
+            "seconds": secs}
+
+
 def run(quick: bool = False, device: str | None = None, seeds: list[int] | None = None) -> dict:
     """Train the net once per scheme and seed; return the configuration, every run's history
     (JSON-able; ``histories[label][i]`` is the run of ``config["seeds"][i]``), and the std of each
@@ -63,36 +95,20 @@ def run(quick: bool = False, device: str | None = None, seeds: list[int] | None 
     if quick:
         cfg.update(depth=5, epochs=1, seeds=[0])
         data = data.subset(per_class=10)
-    X0, y0 = data.X_train[:128], data.y_train[:128]
     histories: dict[str, list] = {}
     init_std: dict[str, list] = {}
     init_grad_std: dict[str, list] = {}
     seconds: dict[str, list] = {}
     t_start = time.perf_counter()
-    # vanishing signals reach subnormal floats, which are very slow on a CPU: flush them to zero
-    flush = torch.set_flush_denormal(True)
-    try:
-        for label, scheme, kw in SCHEMES:
-            for key in (histories, init_std, init_grad_std, seconds):
-                key[label] = []
-            for seed in cfg["seeds"]:
-                train_loader, test_loader = loaders(data, batch_size=cfg["batch_size"], seed=seed)
-                seed_everything(seed)
-                net = plain_cnn(cfg["depth"], cfg["width"], downsample_at=tuple(cfg["downsample_at"]))
-                init_weights(net, scheme, **kw)
-                p = probe(net, X0, y0)
-                init_std[label].append(p.act_std)
-                init_grad_std[label].append(p.grad_std)
-                net.to(dev)
-                opt = torch.optim.SGD(net.parameters(), lr=cfg["lr"], momentum=cfg["momentum"])
-                t0 = time.perf_counter()
-                h = fit(net, train_loader, test_loader, epochs=cfg["epochs"], optimizer=opt,
-                        verbose=False, device=dev)
-                seconds[label].append(time.perf_counter() - t0)
-                histories[label].append(_clean(h.to_dict()))
-    finally:
-        if flush:
-            torch.set_flush_denormal(False)
+    for label, _, _ in SCHEMES:
+        for key in (histories, init_std, init_grad_std, seconds):
+            key[label] = []
+        for seed in cfg["seeds"]:
+            one = run_one(label, seed, cfg, data, dev)
+            histories[label].append(one["history"])
+            init_std[label].append(one["init_act_std"])
+            init_grad_std[label].append(one["init_grad_std"])
+            seconds[label].append(one["seconds"])
     return {"config": cfg, "schemes": [s[0] for s in SCHEMES], "histories": histories,
             "init_act_std": init_std, "init_grad_std": init_grad_std, "seconds": seconds,
             "wall_seconds": time.perf_counter() - t_start, "torch": torch.__version__,

@@ -1,8 +1,9 @@
 """The measurements behind the chapter "What convolutional networks learn"
 (``book/08-interpretation.md``).
 
-For LeNet-5 (8 epochs, Adam 2e-3, as the chapter trains it; seeds 0, 1, 2) and ResNet-8 (the
-source model's recipe of :mod:`convnets.experiments.source_model`; seed 0), on MNIST 5k:
+For LeNet-5 (8 epochs, Adam 2e-3; seeds 0, 1, 2) and ResNet-8 (the recipe of chapter 7's source
+model, :mod:`convnets.experiments.source_model`, trained here on the CPU; seeds 0, 1, 2: three
+networks that are not the source-model checkpoint itself), on MNIST 5k:
 
 - ``saliency``: where ``|dS_c/dx|`` lies over the 1,000 test digits: on the ink (pixels > 0.3),
   in a band of background within 1 or 2 pixels of the ink, or on the far background; mass,
@@ -21,7 +22,11 @@ source model's recipe of :mod:`convnets.experiments.source_model`; seed 0), on M
   response of any test digit;
 - ``dream``: DeepDream on a gray photo from scikit-image with ResNet-8's ``layer2``.
 
-``python -m convnets.experiments interpretation`` writes ``results/interpretation.json``. Trained
+- ``gallery``: the chapter's synthetic images from the seed-0 networks (:func:`gallery`).
+
+``python -m convnets.experiments interpretation`` writes ``results/interpretation.json``, the
+seed-0 networks (``results/interpretation_lenet_s0.pt``, ``results/interpretation_resnet8_s0.pt``)
+and the gallery (``results/interpretation_gallery.pt``). Trained
 models and finished phases are kept in a scratch folder under the system's temporary directory,
 so that a run stopped half-way (the shared machine's memory) resumes where it stopped.
 """
@@ -37,14 +42,22 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["SEEDS", "LAMBDAS", "train_lenet", "train_resnet8", "run"]
+__all__ = ["SEEDS", "LAMBDAS", "train_lenet", "train_resnet8", "live_channels", "gallery", "load_networks",
+           "load_gallery", "run"]
 
 _SCRATCH_VERSION = 1
 SEEDS = (0, 1, 2)
-#: seeds per network: ResNet-8 costs about twenty times LeNet-5's compute per image, and on the
-#: shared 2-core machine that computed the cache three seeds of it did not fit; one seed (0, the
-#: source model's) is measured, its spread is over images only
-NET_SEEDS = {"lenet": SEEDS, "resnet": SEEDS[:1]}
+#: seeds per network: three of each, so that every compared number has a spread over networks
+NET_SEEDS = {"lenet": SEEDS, "resnet": SEEDS}
+#: the seed-0 networks and the chapter's gallery of synthetic images, written next to the JSON
+#: (``results/``) by a full run, so that the chapter draws them without recomputing
+NETS_FILE = {"lenet": "interpretation_lenet_s0.pt", "resnet": "interpretation_resnet8_s0.pt"}
+GALLERY_FILE = "interpretation_gallery.pt"
+#: the chapter's galleries: class models per lambda, 200 steps of 0.1 from the zero image; the
+#: channels of ResNet-8's stages from gray noise; dreams on three gray photos at 128 px
+GALLERY_PHOTOS = ("astronaut", "chelsea", "rocket")
+AM_GALLERY = dict(steps=100, lr=0.05, jitter=1, clip=(0.0, 1.0), seed=0)
+DREAM = dict(octaves=3, steps=10, lr=0.02)
 LAMBDAS = (0.0, 0.01, 0.1, 1.0)
 #: the regularised class model of the chapter (Yosinski et al. 2015's priors adapted to digits)
 REGULARISED = dict(steps=200, lr=0.1, l2=0.01, jitter=1, blur_sigma=0.5, blur_every=4, clip=(0.0, 1.0))
@@ -105,6 +118,18 @@ def _phase(scratch: Path, name: str, fn):
     return out
 
 
+def _phase_pt(scratch: Path, name: str, fn):
+    """Like :func:`_phase`, for results holding tensors (saved with ``torch.save``)."""
+    f = scratch / f"{name}.pt"
+    if f.is_file():
+        return torch.load(f, weights_only=True)
+    out = fn()
+    tmp = f.with_suffix(".tmp")
+    torch.save(out, tmp)
+    os.replace(tmp, f)
+    return out
+
+
 def _batched(fn, X, *args, n: int = 250):
     """``fn(X[i:i+n], *[a[i:i+n] ...])`` concatenated: bounds the memory of backward passes."""
     return torch.cat([fn(X[i : i + n], *(a[i : i + n] for a in args)) for i in range(0, len(X), n)])
@@ -147,6 +172,113 @@ def _layer_means(net, layer: str, X) -> torch.Tensor:
     return got["a"].mean((2, 3))
 
 
+def live_channels(p, n: int = 8) -> list[int]:
+    """The first ``n`` channels of a :class:`~convnets.interpret.TopPatches` whose responses are
+    not all equal (a dead channel tells nothing)."""
+    keep = [c for r, c in enumerate(p.channels)
+            if not torch.allclose(p.values[r], p.values[r, :1].expand(p.values.shape[1]))]
+    return keep[:n]
+
+
+def gallery(lenet: torch.nn.Module, resnet: torch.nn.Module, quick: bool = False) -> dict[str, Any]:
+    """The chapter's synthetic images, from its two networks (seed 0 of each):
+
+    - ``class_models[name][lam]``: ``{"image" (10, 1, 28, 28), "logits" (10, 10), "norm" (10,)}``
+      for each lambda of :data:`LAMBDAS` (plain ascent), ``"log_softmax"`` (lambda 0.01) and
+      ``"regularised"`` (:data:`REGULARISED`);
+    - ``actmax[layer]``: ``{"channels": [8 ints], "image" (8, 1, 28, 28)}`` for ResNet-8's
+      ``layer1``-``layer3``, each channel maximised from gray noise (:data:`AM_GALLERY`);
+    - ``dreams[row]``: a list of ``(1, H, W)`` images (shorter side 128 px), one per photo of
+      :data:`GALLERY_PHOTOS` in gray:
+      ``"layer2"`` (the whole layer amplified) and ``"layer3"`` (channel ``dream_channel``).
+    Images are stored as float16, logits as float32; ``seconds`` per part.
+    """
+    from .. import interpret as I
+    from ..data import mnist5k, photos
+
+    X = mnist5k().X_test
+    steps = 20 if quick else 200
+    digits = list(range(10))
+    out: dict[str, Any] = {"class_models": {}, "actmax": {}, "dreams": {}, "seconds": {}}
+
+    def pack(r) -> dict[str, torch.Tensor]:
+        return {"image": r.image.detach().half(), "logits": r.logits.detach().float(),
+                "norm": torch.tensor(r.norms[-1], dtype=torch.float32)}
+
+    t = time.perf_counter()
+    for name, net in (("LeNet-5", lenet), ("ResNet-8", resnet)):
+        cm: dict[Any, Any] = {}
+        for lam in LAMBDAS:
+            cm[lam] = pack(I.class_model(net, digits, (1, 28, 28), steps=steps, lr=0.1, l2=lam))
+        cm["log_softmax"] = pack(I.class_model(net, digits, (1, 28, 28), steps=steps, lr=0.1, l2=PLAIN["l2"],
+                                               objective="log_softmax"))
+        cm["regularised"] = pack(I.class_model(net, digits, (1, 28, 28), seed=0, **(REGULARISED | {"steps": steps})))
+        out["class_models"][name] = cm
+    out["seconds"]["class_models"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    for layer in ("layer1", "layer2", "layer3"):
+        chans = live_channels(I.top_activating_patches(resnet, layer, X, k=9), 8)
+        r = I.activation_maximization(resnet, layer, chans, (1, 28, 28),
+                                      **(AM_GALLERY | {"steps": steps // 2}))
+        out["actmax"][layer] = {"channels": chans, "image": r.image.detach().half(),
+                                "activation": torch.tensor(r.activation[-1], dtype=torch.float32)}
+    out["seconds"]["actmax"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    gray = {k: v.mean(0, keepdim=True) for k, v in photos(list(GALLERY_PHOTOS), size=128).items()}
+    ch3 = out["actmax"]["layer3"]["channels"][0]
+    dream = DREAM | ({"steps": 2} if quick else {})
+    out["dream_channel"] = ch3
+    out["dreams"]["layer2"] = [I.deep_dream(resnet, "layer2", img, **dream).image[0].half()
+                               for img in gray.values()]
+    out["dreams"]["layer3"] = [I.deep_dream(resnet, "layer3", img, channel=ch3, **dream).image[0].half()
+                               for img in gray.values()]
+    out["seconds"]["dreams"] = time.perf_counter() - t
+    out["photos"] = list(GALLERY_PHOTOS)
+    out["quick"] = quick
+    return out
+
+
+def _net(kind: str) -> torch.nn.Module:
+    from ..models import lenet5
+    from .source_model import build_source_model
+
+    return lenet5(image_size=28) if kind == "lenet" else build_source_model()
+
+
+def load_networks() -> dict[str, torch.nn.Module]:
+    """The chapter's two networks, seed 0 of each (``{"LeNet-5": ..., "ResNet-8": ...}``, in eval
+    mode), read from ``results/`` (written by a full run); trained now (a few minutes on one CPU
+    core) when missing."""
+    from ..data import mnist5k
+    from ..train import load_checkpoint
+    from . import results_dir
+
+    nets = {}
+    for kind, name, trainer in (("lenet", "LeNet-5", train_lenet), ("resnet", "ResNet-8", train_resnet8)):
+        f = results_dir() / NETS_FILE[kind]
+        if f.is_file():
+            net = _net(kind)
+            load_checkpoint(f, net)
+        else:
+            net, _ = trainer(0, mnist5k())
+        nets[name] = net.eval()
+    return nets
+
+
+def load_gallery() -> dict[str, Any]:
+    """The chapter's gallery (:func:`gallery`), read from ``results/`` or computed now (a few
+    minutes on one CPU core) when missing."""
+    from . import results_dir
+
+    f = results_dir() / GALLERY_FILE
+    if f.is_file():
+        return torch.load(f, weights_only=True)
+    nets = load_networks()
+    return gallery(nets["LeNet-5"], nets["ResNet-8"])
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     """All the chapter's cached measurements; ``quick``: 1 seed, 1 epoch, few images (tests)."""
     from .. import attribution as A
@@ -166,6 +298,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                            "occlusion": {}, "gradcam": {}, "purity": {}, "class_models": {}, "actmax": {},
                            "seconds": {}}
     scratch = _scratch(quick)
+    t_run = time.perf_counter()
     train_seconds = 0.0
     for kind, trainer in (("lenet", train_lenet), ("resnet", train_resnet8)):
         accs = []
@@ -299,8 +432,22 @@ def run(quick: bool = False) -> dict[str, Any]:
         dream["mean_abs_change"].append(float((d.image[0] - photo).abs().mean()))
     res["dream"] = dream
     res["seconds"]["dream"] = time.perf_counter() - t0
+    # the chapter's networks (seed 0) and its gallery, next to the JSON
+    g = _phase_pt(scratch, "gallery", lambda: gallery(nets["lenet"][0], nets["resnet"][0], quick))
+    res["seconds"]["gallery"] = float(sum(g["seconds"].values()))
+    if not quick:
+        from ..train import save_checkpoint
+        from . import results_dir
+
+        for kind in ("lenet", "resnet"):
+            save_checkpoint(results_dir() / NETS_FILE[kind], nets[kind][0], seed=0,
+                            test_acc=res["models"][kind]["test_acc"][0])
+        tmp = results_dir() / (GALLERY_FILE + ".tmp")
+        torch.save(g, tmp)
+        os.replace(tmp, results_dir() / GALLERY_FILE)
     # the sum of the phases' own times (a resumed run counts each phase once)
     res["seconds"]["total"] = sum(v for k, v in res["seconds"].items() if k != "total")
+    res["wall_seconds_this_run"] = time.perf_counter() - t_run  # a resumed run: only what it computed
     res["torch"] = str(torch.__version__)
     res["quick"] = quick
     return res

@@ -21,16 +21,44 @@ from ._static import fig_to_png, static_frames
 __all__ = ["layer_figure", "patches_frames", "patches_explorer"]
 
 
+def _mosaic(crops: torch.Tensor, rows: int, k: int, pad: int = 1) -> torch.Tensor:
+    """``crops (rows * k, C, h, w)``, each already in [0, 1], tiled into one image
+    ``(H, W)`` (C = 1) or ``(H, W, 3)`` with ``pad`` white pixels between the tiles."""
+    n, c, h, w = crops.shape
+    out = torch.ones(c, rows * (h + pad) - pad, k * (w + pad) - pad)
+    for i in range(n):
+        r, j = divmod(i, k)
+        out[:, r * (h + pad): r * (h + pad) + h, j * (w + pad): j * (w + pad) + w] = crops[i]
+    return out[0] if c != 3 else out.permute(1, 2, 0)
+
+
 def layer_figure(p: Patches, channels: Sequence[int] | None = None, title: str | None = None, size: float = 0.7):
     """A matplotlib figure: one row per channel (default: the first 8 of ``p``), the channel's
-    ``k`` top patches left to right (strongest first), each scaled to [0, 1]."""
+    ``k`` top patches left to right (strongest first), each scaled to [0, 1]. Drawn as one image
+    (a mosaic of the patches), which is several times faster than one axes per patch."""
+    import matplotlib.pyplot as plt
+
+    from ..plots import normalize01
+
     rows = list(p.channels[:8] if channels is None else channels)
     idx = [p.channels.index(c) for c in rows]
-    crops = p.crops[idx].reshape(-1, *p.crops.shape[2:])
+    crops = p.crops[idx].reshape(-1, *p.crops.shape[2:]).detach().float().cpu()
+    if crops.shape[1] not in (1, 3):
+        crops = crops.mean(1, keepdim=True)
+    crops = normalize01(crops, per_item=True)
     k = p.crops.shape[1]
     h, w = p.rf.size
-    return plot_grid(crops, nrow=k, size=size, row_labels=[f"ch {c}" for c in rows],
-                     suptitle=title or f"{p.layer}: top-{k} patches, {h}x{w} px each")
+    mosaic = _mosaic(crops, len(rows), k)
+    fig, ax = plt.subplots(figsize=(size * k, size * len(rows) + 0.3))
+    ax.imshow(mosaic.numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    th = crops.shape[2] + 1
+    ax.set_yticks([r * th + (th - 1) / 2 for r in range(len(rows))], [f"ch {c}" for c in rows], fontsize=8)
+    ax.tick_params(left=False)
+    for sp in ax.spines.values():
+        sp.set_visible(False)
+    ax.set_title(title or f"{p.layer}: top-{k} patches, {h}x{w} px each", fontsize=10)
+    return fig
 
 
 def patches_frames(patches: Mapping[str, Patches], channels: int | Mapping[str, Sequence[int]] = 8,
