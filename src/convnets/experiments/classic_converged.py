@@ -22,8 +22,9 @@ Test: the fixed 1,000 test digits of :func:`convnets.data.mnist5k`. Each run rec
 
 Run with ``python -m convnets.experiments classic_converged`` (every model, three seeds: about 40 CPU-minutes
 of training steps by :func:`step_costs`, more with the evaluations; nearly half of it GoogLeNet-mini); ``run(labels=[...])`` trains some of them. The
-results cached in this revision hold LeNet-5's three seeds and every model's cost per training
-step (:func:`step_costs`); the chapter's table says which models have been trained.
+results cached in this revision hold three seeds of the chapter-1 CNN, LeNet-5 and VGG-mini, and
+every model's cost per training step (:func:`step_costs`); the chapter's table says which models
+have been trained.
 ``quick=True`` (the tests) trains one epoch on a tenth of the training images, one seed, and
 tests on 200.
 """
