@@ -20,7 +20,7 @@ there); this one trains each model until its test accuracy has stopped moving. T
 Test: the fixed 1,000 test digits of :func:`convnets.data.mnist5k`. Each run records its CPU time
 (``time.process_time``, one thread).
 
-Run with ``python -m convnets.experiments classic_converged`` (every model, three seeds: about 40 CPU-minutes
+Run with ``python -m convnets.experiments classic_converged`` (every model, three seeds: 30-40 CPU-minutes
 of training steps by :func:`step_costs`, more with the evaluations; nearly half of it GoogLeNet-mini); ``run(labels=[...])`` trains some of them. The
 results cached in this revision hold three seeds of the chapter-1 CNN, LeNet-5 and VGG-mini, and
 every model's cost per training step (:func:`step_costs`); the chapter's table says which models
