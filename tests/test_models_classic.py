@@ -238,3 +238,69 @@ def test_experiment_classic_relu_tanh_quick():
     assert set(r["train_error"]) == {"relu", "tanh"}
     assert all(len(c) == r["epochs"] for c in r["train_error"]["relu"])
     assert epochs_to([0.5, 0.2, 0.04], 0.05) == 3 and epochs_to([0.5], 0.1) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# dropout in a wide fully connected network, and the recipe trained to convergence
+
+def test_wide_head_has_dropout_after_each_hidden_layer_and_inverted_scaling():
+    from convnets.experiments.classic_dropout import wide_head
+
+    net = wide_head(0.5, width=64)
+    kinds = [type(m).__name__ for m in net]
+    assert kinds == ["Flatten", "Linear", "ReLU", "Dropout", "Linear", "ReLU", "Dropout", "Linear"], kinds
+    assert [type(m).__name__ for m in wide_head(0.0, width=64)] == ["Flatten", "Linear", "ReLU", "Linear",
+                                                                    "ReLU", "Linear"], "p=0: no dropout layer"
+    assert count_parameters(net) == 64 * 785 + 64 * 65 + 10 * 65, "784 -> 64 -> 64 -> 10 with biases"
+    drop = net[3]
+    torch.manual_seed(0)
+    h = torch.ones(200_000)
+    out = drop.train()(h)
+    kept = out[out != 0]
+    assert torch.allclose(kept, torch.full_like(kept, 2.0)), "inverted dropout: kept units divided by 1 - p"
+    assert abs(float((out == 0).float().mean()) - 0.5) < 0.01, "about half the units dropped at p = 0.5"
+    assert torch.equal(drop.eval()(h), h), "eval mode: the identity"
+
+
+def test_stepwise_schedule_follows_one_cycle_step_by_step():
+    from convnets.experiments.classic_converged import StepwiseSchedule
+
+    w = nn.Parameter(torch.zeros(1))
+    opt = torch.optim.AdamW([w], lr=0.1)
+    ref_opt = torch.optim.AdamW([nn.Parameter(torch.zeros(1))], lr=0.1)
+    total = 12
+    wrapped = StepwiseSchedule(opt, torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=total))
+    ref = torch.optim.lr_scheduler.OneCycleLR(ref_opt, max_lr=0.1, total_steps=total)
+    for step in range(total):
+        assert abs(wrapped.param_groups[0]["lr"] - ref.get_last_lr()[0]) < 1e-12, f"step {step}"
+        w.grad = torch.ones(1)
+        wrapped.step()
+        wrapped.zero_grad()
+        ref_opt.step()
+        if step + 1 < total:
+            ref.step()
+    assert w.grad is None, "zero_grad reaches the wrapped optimizer"
+
+
+@pytest.mark.slow
+def test_experiment_classic_dropout_quick():
+    from convnets.experiments.classic_dropout import run
+
+    r = run(quick=True)
+    assert set(r["arms"]) == {"no dropout", "dropout 0.5"}
+    for arm in r["arms"].values():
+        assert len(arm["train_acc"]) == len(r["seeds"]) == 1
+        assert abs(arm["gap"][0] - (arm["train_acc"][0] - arm["test_acc"][0])) < 1e-12, "gap = train - test"
+        assert len(arm["test_curve"][0]) == r["epochs"] == 2
+
+
+@pytest.mark.slow
+def test_experiment_classic_converged_quick():
+    from convnets.experiments.classic_converged import MODELS, run
+
+    r = run(quick=True)
+    assert list(r["models"]) == [m[0] for m in MODELS]
+    for label, m in r["models"].items():
+        assert len(m["test_acc"]) == 1 and 0.0 <= m["test_acc"][0] <= 1.0, label
+        assert m["epochs"] == 1 and m["cpu_s"][0] > 0, label
+    assert r["models"]["LeNet-5"]["params"] == 61_706

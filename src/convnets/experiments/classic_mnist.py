@@ -2,7 +2,9 @@
 beside chapter 1's two-layer CNN trained the same way.
 
 Used by the chapter "Classic architectures" (``book/05-classic-architectures.md``), section
-"Each family on MNIST 5k" (GoogLeNet-mini is in :data:`EXTRA_MODELS`, not run by default). The recipe (:data:`RECIPE`) is the same for every model: Adam,
+"Each family on MNIST 5k", subsection "A short recipe" (GoogLeNet-mini is in :data:`EXTRA_MODELS`, not
+run by default; :mod:`convnets.experiments.classic_converged` trains every family to convergence).
+The recipe (:data:`RECIPE`) is the same for every model: Adam,
 batch 128, the learning rate decaying along a cosine from 2e-3 to zero over :data:`EPOCHS`
 epochs, and a light random affine move of every training digit (:func:`convnets.augment.digits_batch_augment`:
 rotation up to 10 degrees, shift up to 10 % of the side, zoom 0.9-1.1). LeNet-5 is also trained
@@ -44,9 +46,9 @@ MODELS: list[tuple[str, str, dict[str, Any], bool]] = [
 ]
 #: Models trained for another number of epochs than :data:`EPOCHS` (the schedule stretched to it).
 EPOCHS_OVERRIDE = {"LeNet-5, 20 epochs": 20}
-#: Not in :data:`MODELS` in this revision: ``googlenet_mini`` costs about ten times LeNet-5 per epoch on a
-#: CPU (many thin convolutions, batch norms and concatenations), more than the shared machine could
-#: give three seeds of it before the revision's deadline. Add it to :data:`MODELS` to include it.
+#: Not in :data:`MODELS`: this ten-epoch recipe was never run for ``googlenet_mini``; the recipe that
+#: trains every family to convergence, GoogLeNet-mini included, is
+#: :mod:`convnets.experiments.classic_converged`. Add it to :data:`MODELS` to include it here.
 EXTRA_MODELS: list[tuple[str, str, dict[str, Any], bool]] = [("GoogLeNet-mini", "googlenet_mini", {}, True)]
 EPOCHS = 10
 LR = 2e-3
