@@ -33,3 +33,43 @@ def test_summarise_by_hand():
     assert out["plain"]["train_error_per_seed"] == pytest.approx([10.0, 5.0])
     assert out["plain"]["train_error"] == pytest.approx(7.5) and out["plain"]["test_error"] == pytest.approx(20.0)
     assert out["residual"]["seconds_per_epoch"] == pytest.approx(1.0)
+
+
+def test_extend_resumes_an_interrupted_run(tmp_path, monkeypatch):
+    """extend() saves every network as soon as it is trained; after an interruption the next call
+    trains only the networks still missing, and the partial file goes once the results are saved."""
+    import json
+
+    monkeypatch.setenv("CONVNETS_RESULTS", str(tmp_path))
+    tiny = dict(degradation.QUICK_CONFIG, depths=[8], seeds=[0])
+    monkeypatch.setattr(degradation, "CONFIG", tiny)
+    degradation.extend()  # seed 0: the saved results
+    saved = json.loads((tmp_path / "degradation.json").read_text())
+    assert len(saved["runs"]) == 2
+
+    real, calls = degradation.train_one, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(args[:3])
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # killed while training the second network of seed 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(degradation, "CONFIG", dict(tiny, seeds=[0, 1]))
+    monkeypatch.setattr(degradation, "train_one", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        degradation.extend()
+    partial = json.loads((tmp_path / "degradation.partial.json").read_text())
+    assert [(r["kind"], r["seed"]) for r in partial["runs"]] == [("plain", 1)]
+
+    calls.clear()
+    monkeypatch.setattr(degradation, "train_one", lambda *a, **k: (calls.append(a[:3]), real(*a, **k))[1])
+    out = degradation.extend()
+    assert calls == [("residual", 8, 1)]  # only the network that was missing
+    assert not (tmp_path / "degradation.partial.json").exists()
+    assert sorted((r["kind"], r["seed"]) for r in out["runs"]) == [
+        ("plain", 0), ("plain", 1), ("residual", 0), ("residual", 1)]
+    assert out["runs"][0] == saved["runs"][0]  # the saved run of seed 0 is kept as it was
+    assert "resumed" in out["provenance"] and "seeds [0] from an earlier run" in out["provenance"]
+    for s in out["summary"]:
+        assert len(s["train_error_per_seed"]) == 2
