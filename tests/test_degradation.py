@@ -73,3 +73,31 @@ def test_extend_resumes_an_interrupted_run(tmp_path, monkeypatch):
     assert "resumed" in out["provenance"] and "seeds [0] from an earlier run" in out["provenance"]
     for s in out["summary"]:
         assert len(s["train_error_per_seed"]) == 2
+
+
+def test_gradient_at_init_equals_autograd_and_the_saved_numbers():
+    """gradient_at_init measures what torch.autograd.grad gives for the first convolution, and the
+    cached results are what the code measures now (plain-20, seed 0)."""
+    import json
+    from pathlib import Path
+
+    import torch
+
+    from convnets.data import mnist5k
+    from convnets.experiments import gradient_at_init
+    from convnets.models import plain_cifar
+
+    r = gradient_at_init.run(quick=True)
+    assert sorted(r["norms"]) == ["plain-14", "plain-8", "residual-14", "residual-8"]
+    assert all(len(v) == 2 and min(v) > 0 for v in r["norms"].values())
+    split = mnist5k()
+
+    def by_hand(depth, seed, batch):
+        torch.manual_seed(seed)
+        net = plain_cifar(depth=depth, in_channels=1, num_classes=10, width=16)
+        loss = torch.nn.functional.cross_entropy(net(split.X_train[:batch]), split.y_train[:batch])
+        return torch.autograd.grad(loss, net.conv1.weight)[0].norm().item()
+
+    assert r["norms"]["plain-8"][1] == pytest.approx(by_hand(8, 1, 8), rel=1e-5)
+    saved = json.loads((Path(__file__).resolve().parents[1] / "results" / "gradient_at_init.json").read_text())
+    assert saved["norms"]["plain-20"][0] == pytest.approx(by_hand(20, 0, 32), rel=1e-3)
