@@ -59,3 +59,25 @@ def test_nbgrader_resolves_every_rule(tmp_path):
     assert names == rules.AUTOGRADE_PREPROCESSORS
     fb = GenerateFeedback(coursedir=CourseDirectory(config=cfg), config=cfg)
     assert list(fb.preprocessors) == rules.FEEDBACK_PREPROCESSORS
+
+
+def test_each_kernel_gets_its_share_of_the_cores(tmp_path):
+    """With --jobs kernels at once, each kernel's numerical libraries get cores // jobs threads
+    (at least one): the kernel's environment says so, and the fork server sets torch's count."""
+    from convnets.grading import prepare, sandbox
+
+    assert prepare.kernel_threads(2, cores=2) == 1
+    assert prepare.kernel_threads(1, cores=8) == 8
+    assert prepare.kernel_threads(3, cores=8) == 2
+    assert prepare.kernel_threads(16, cores=2) == 1
+    kdir = tmp_path / "k"
+    spec = sandbox.write_spec(tmp_path / "spec.json", level="none", kernel_dir=kdir, hide=[], keep=[],
+                              memory_bytes=0, max_file_bytes=0, threads=3)
+    import json
+
+    env = sandbox.enter(json.loads(spec.read_text()), str(tmp_path / "conn.json"), base_env={"PATH": "/bin"})
+    assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "3"
+    spec0 = sandbox.write_spec(tmp_path / "spec0.json", level="none", kernel_dir=kdir, hide=[], keep=[],
+                               memory_bytes=0, max_file_bytes=0)
+    env0 = sandbox.enter(json.loads(spec0.read_text()), str(tmp_path / "conn.json"), base_env={"PATH": "/bin"})
+    assert "OMP_NUM_THREADS" not in env0

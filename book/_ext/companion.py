@@ -8,6 +8,10 @@ Each chapter page gets a bar with
   paired ``book/<chapter>.ipynb`` committed there (Colab cannot open the ``.md`` source);
 - "Exercise": the chapter's assignment notebook (``companion_exercises`` maps a chapter to its
   assignment), copied into the site under ``exercises/``.
+
+Every page also gets a link to the same page in the book's other language
+(``companion_languages``; the editions are built side by side into ``_build/html/<language>/`` by
+``scripts/build-book.sh``), and the bar's labels follow the page's language.
 """
 from __future__ import annotations
 
@@ -32,27 +36,62 @@ def _is_chapter(app: Sphinx, docname: str) -> bool:
     return src.is_file() and "kernelspec:" in src.read_text(encoding="utf-8")[:600]
 
 
+# The bar's labels per language (the book's text is translated through locales/; these few
+# strings are built here).
+LABELS = {
+    "en": {"download": "Download notebook (.ipynb)", "colab": "Open in Colab", "exercise": "Exercise",
+           "switch": "Русская версия", "switch_title": "Эта страница по-русски"},
+    "ru": {"download": "Скачать ноутбук (.ipynb)", "colab": "Открыть в Colab", "exercise": "Задание",
+           "switch": "English version", "switch_title": "This page in English"},
+}
+LANGUAGE_NAMES = {"ru": "Русский", "en": "English"}
+
+
+def _language(app: Sphinx) -> str:
+    lang = (app.config.language or "en").split("_")[0]
+    return lang if lang in LABELS else "en"
+
+
 def _bar(app: Sphinx, pagename: str) -> str:
     depth = pagename.count("/")
     up = "../" * depth
     name = pagename.rsplit("/", 1)[-1]
-    links = [f'<a class="companion-link" href="{up}notebooks/{name}.ipynb" download>Download notebook (.ipynb)</a>']
+    t = LABELS[_language(app)]
+    links = [f'<a class="companion-link" href="{up}notebooks/{name}.ipynb" download>{t["download"]}</a>']
     url = colab_url(app.config.companion_repository_url, app.config.companion_branch, pagename)
     if url:
-        links.append(f'<a class="companion-link" href="{html.escape(url)}">Open in Colab</a>')
+        links.append(f'<a class="companion-link" href="{html.escape(url)}">{t["colab"]}</a>')
     assignment = app.config.companion_exercises.get(pagename)
     if assignment:
         links.append(f'<a class="companion-link" href="{up}exercises/{assignment}/{assignment}.ipynb" download>'
-                     f'Exercise: {html.escape(assignment)}.ipynb</a>')
+                     f'{t["exercise"]}: {html.escape(assignment)}.ipynb</a>')
     return ('<div class="companion-launch" style="display:flex;gap:1.2em;flex-wrap:wrap;font-size:0.9em;'
             'margin:0 0 1em 0;padding:0.4em 0.8em;border-left:3px solid #7a9cc6;background:rgba(122,156,198,0.08)">'
             + "".join(links) + "</div>")
 
 
+def language_switch(app: Sphinx, pagename: str) -> str:
+    """Links to ``pagename`` in the book's other editions, which sit next to this one
+    (``<site>/<language>/<pagename>.html``); empty when the book has one language."""
+    here = _language(app)
+    others = [lang for lang in app.config.companion_languages if lang != here]
+    if not others:
+        return ""
+    up = "../" * (pagename.count("/") + 1)
+    links = "".join(
+        f'<a class="companion-lang-link" hreflang="{lang}" lang="{lang}" href="{up}{lang}/{pagename}.html" '
+        f'title="{html.escape(LABELS.get(here, LABELS["en"])["switch_title"])}">'
+        f'{html.escape(LABELS[here]["switch"] if len(others) == 1 else LANGUAGE_NAMES.get(lang, lang))}</a>'
+        for lang in others)
+    return ('<div class="companion-lang" style="text-align:right;font-size:0.9em;margin:0 0 0.6em 0">'
+            + links + "</div>")
+
+
 def add_launch_bar(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
-    if doctree is None or "body" not in context or not _is_chapter(app, pagename):
+    if doctree is None or "body" not in context:
         return
-    context["body"] = _bar(app, pagename) + context["body"]
+    bar = _bar(app, pagename) if _is_chapter(app, pagename) else ""
+    context["body"] = language_switch(app, pagename) + bar + context["body"]
 
 
 def copy_notebooks(app: Sphinx, exception: Exception | None) -> None:
@@ -108,6 +147,7 @@ def setup(app: Sphinx) -> dict:
     app.add_config_value("companion_repository_url", "", "html")
     app.add_config_value("companion_branch", "main", "html")
     app.add_config_value("companion_exercises", {}, "html")
+    app.add_config_value("companion_languages", [], "html")
     app.connect("html-page-context", add_launch_bar)
     app.connect("html-page-context", tidy_scripts, priority=900)
     # MathJax 2's Hub for the static widget manager (see static/mathjax-hub-shim.js)

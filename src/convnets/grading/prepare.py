@@ -36,6 +36,14 @@ class Template:
     tests: list[tuple[str, str, float]] = field(default_factory=list)  # (notebook, grade_id, points)
 
 
+def kernel_threads(jobs: int, cores: int | None = None) -> int:
+    """CPU threads for each student's kernel when ``jobs`` kernels run at once: an equal share of
+    the cores (at least one). Without it every kernel's torch would start one thread per core, and
+    ``jobs`` kernels would fight over the same cores (oversubscription slows all of them)."""
+    cores = cores or os.cpu_count() or 1
+    return max(1, cores // max(1, jobs))
+
+
 def nbgrader_env() -> dict:
     env = dict(os.environ)
     bindir = str(Path(sys.executable).parent)
@@ -173,7 +181,8 @@ def prepare(sub: Submission, tmpl: Template, opts: Options, level: str,
     keep = [p for p in sandbox.python_paths()
             if not any(h == p or str(h).startswith(str(p).rstrip("/") + "/") for h in hide)]
     spec = sandbox.write_spec(kdir / "spec.json", level=level, kernel_dir=kdir, hide=hide, keep=keep,
-                              memory_bytes=opts.memory, max_file_bytes=opts.max_file_bytes)
+                              memory_bytes=opts.memory, max_file_bytes=opts.max_file_bytes,
+                              threads=kernel_threads(opts.jobs))
     sandbox.write_kernelspec(work / "jupyter", "convnets-sandbox", level, spec, launcher=launcher)
     (opts.out / "logs").mkdir(exist_ok=True)
     job = {"course": str(work), "course_id": opts.course_id, "assignment": opts.assignment,

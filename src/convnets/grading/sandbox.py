@@ -109,11 +109,13 @@ def write_kernelspec(jupyter_path: Path, name: str, level: str, spec_file: Path,
 
 
 def write_spec(path: Path, *, level: str, kernel_dir: Path, hide: Iterable[Path], keep: Iterable[Path],
-               memory_bytes: int, max_file_bytes: int) -> Path:
-    """Write the launcher's instructions for one submission's kernel (read by :func:`main`)."""
+               memory_bytes: int, max_file_bytes: int, threads: int = 0) -> Path:
+    """Write the launcher's instructions for one submission's kernel (read by :func:`main`).
+    ``threads``: CPU threads for the kernel's numerical libraries (0: their default, every core);
+    with several kernels at once, each gets its share of the cores instead of all of them."""
     spec = {"level": level, "kernel_dir": str(kernel_dir), "hide": [str(p) for p in hide],
             "keep": [str(p) for p in keep], "memory_bytes": int(memory_bytes),
-            "max_file_bytes": int(max_file_bytes)}
+            "max_file_bytes": int(max_file_bytes), "threads": int(threads)}
     Path(path).write_text(json.dumps(spec, indent=1))
     return Path(path)
 
@@ -253,6 +255,10 @@ def enter(spec: dict, connection_file: str, base_env: dict | None = None) -> dic
                TRITON_CACHE_DIR=os.path.join(tmp, "triton"))
     if level == "root":
         env.update(USER="nobody", LOGNAME="nobody")
+    threads = int(spec.get("threads", 0) or 0)
+    if threads > 0:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
+                   OPENBLAS_NUM_THREADS=str(threads))
     with open(os.path.join(kdir, "kernel.pid"), "w") as fh:
         fh.write(str(os.getpid()))
     return env

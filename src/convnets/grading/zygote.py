@@ -112,6 +112,10 @@ def _child(req: dict, fds: list[int], close: list[socket.socket]) -> None:
         env = sandbox.enter(spec, req["connection_file"], base_env=req["env"])
         os.environ.clear()
         os.environ.update(env)
+        # torch was imported before the fork and read its thread count then: set the kernel's share
+        threads = int(spec.get("threads", 0) or 0)
+        if threads > 0 and "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(threads)
         # the zygote's own folder is not the kernel's; IPython puts the working folder back
         if sys.path and sys.path[0] in ("", req.get("zygote_cwd")):
             del sys.path[0]
