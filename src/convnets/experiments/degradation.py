@@ -13,12 +13,12 @@ decay 1e-4, batch 128, the same seeds and the same batch order for every network
 epochs run at lr 0.01 (the paper warms up its 110-layer net this way): without it the 56-layer
 residual network diverged at lr 0.1 (see :mod:`convnets.experiments.degradation_nowarmup`).
 
-The full run trains 18 networks (three seeds) for 10 epochs. The saved results hold seeds 0 and
-1 only (12 networks, 6,332 s on a 2-core CPU shared with other heavy jobs); seed 2 has not
-finished on that shared machine (once killed out of memory, once out of time). :func:`extend`
+The full run trains 18 networks (three seeds) for 10 epochs. The saved results were computed in
+two parts on a 2-core CPU shared with other heavy jobs: seeds 0 and 1 (12 networks, 6,332 s), then
+seed 2 (6 networks, 3,200 s wall, 1,160 CPU-seconds on one thread) with :func:`extend`, which
 adds the missing seeds to the saved results without retraining the others, and saves each network
 as soon as it is trained (``results/degradation.partial.json``), so that a later call resumes
-there. One seed costs about half an hour of CPU time: a training step at batch 128 takes 0.25,
+there. One seed costs about 20 minutes of CPU time: a training step at batch 128 takes 0.25,
 0.71 and 1.58 CPU-seconds for 8, 20 and 56 layers (one thread), and each network makes 320 steps;
 the run without warm-up (18 networks, 12 epochs) took 103 s on one GPU. The chapter reads the
 saved results.
