@@ -13,12 +13,15 @@ decay 1e-4, batch 128, the same seeds and the same batch order for every network
 epochs run at lr 0.01 (the paper warms up its 110-layer net this way): without it the 56-layer
 residual network diverged at lr 0.1 (see :mod:`convnets.experiments.degradation_nowarmup`).
 
-The full run trains 18 networks (three seeds) for 10 epochs. The saved results hold seeds 0 and
-1 only (12 networks, 6,332 s on a 2-core CPU shared with other heavy jobs); a run of seed 2 alone
-was killed out of memory on that shared machine after 45 minutes. :func:`extend` adds the missing
-seeds to the saved results without retraining the others; ``benchmarks/bench_models_resnet.py`` measured a training step of
-the 56-layer nets at ~1.3 s (batch 128, ~40 s per epoch) on that CPU, so expect well over half an
-hour even on a quiet machine, and about 2 minutes on one GPU. The chapter reads the saved results.
+The full run trains 18 networks (three seeds) for 10 epochs. The saved results were computed in
+two parts on a 2-core CPU shared with other heavy jobs: seeds 0 and 1 (12 networks, 6,332 s), then
+seed 2 (6 networks, 3,200 s wall, 1,160 CPU-seconds on one thread) with :func:`extend`, which
+adds the missing seeds to the saved results without retraining the others, and saves each network
+as soon as it is trained (``results/degradation.partial.json``), so that a later call resumes
+there. One seed costs about 20 minutes of CPU time: a training step at batch 128 takes 0.25,
+0.71 and 1.58 CPU-seconds for 8, 20 and 56 layers (one thread), and each network makes 320 steps;
+the run without warm-up (18 networks, 12 epochs) took 103 s on one GPU. The chapter reads the
+saved results.
 
 ``run()`` returns per-epoch histories for every (kind, depth, seed) and a summary table;
 ``python -m convnets.experiments degradation`` saves them to ``results/degradation.json``.
@@ -27,7 +30,7 @@ from __future__ import annotations
 
 import platform
 import time
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -113,14 +116,22 @@ def summarise(runs: list[dict[str, Any]], cfg: dict[str, Any]) -> list[dict[str,
     return summary
 
 
+def _device_name(dev: torch.device) -> str:
+    return torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"{dev.type} ({platform.processor() or platform.machine()})"
+
+
 def run(quick: bool = False, device: str | torch.device | None = None,
-        config: dict[str, Any] | None = None, previous: dict[str, Any] | None = None) -> dict[str, Any]:
+        config: dict[str, Any] | None = None, previous: dict[str, Any] | None = None,
+        on_trained: Callable[[list[dict[str, Any]]], None] | None = None) -> dict[str, Any]:
     """Train every (kind, depth, seed) of :data:`CONFIG` (:data:`QUICK_CONFIG` when ``quick``,
     ``config`` when given).
 
     ``previous``: saved results of the same recipe (every config entry equal but ``seeds``); its
     runs of the wanted seeds are kept and only the missing ones are trained (seeded runs are
     deterministic on one machine, so this equals training all of them now).
+
+    ``on_trained``: called with the list of the runs trained so far in this call after each one
+    (:func:`extend` saves them, so that an interrupted run resumes where it stopped).
 
     Returns ``{"config", "runs": [{"kind", "depth", "seed", "history"}], "summary": [...],
     "device", "torch", "seconds"}``; ``summary`` has, per (kind, depth), the final training and
@@ -150,30 +161,53 @@ def run(quick: bool = False, device: str | torch.device | None = None,
                     continue
                 h = train_one(kind, depth, seed, cfg, split, dev)
                 runs.append({"kind": kind, "depth": depth, "seed": seed, "history": h})
-                trained.append(seed)
-    here = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"{dev.type} ({platform.processor() or platform.machine()})"
+                trained.append(runs[-1])
+                if on_trained is not None:
+                    on_trained(list(trained))
+    here = _device_name(dev)
     out = {"config": cfg, "runs": runs, "summary": summarise(runs, cfg), "device": here,
            "torch": torch.__version__, "seconds": time.perf_counter() - t0}
     if done:
-        out["provenance"] = (f"seeds {sorted({k[2] for k in done} & set(cfg['seeds']))} from an earlier run "
+        now = {r["seed"] for r in trained}
+        earlier = sorted({k[2] for k in done} & set(cfg["seeds"]) - now)
+        out["provenance"] = (f"seeds {earlier} from an earlier run "
                              f"({previous.get('device')}, {previous.get('seconds', 0):.0f} s); "
-                             f"seeds {sorted(set(trained))} trained now ({here}, {out['seconds']:.0f} s)")
+                             f"seeds {sorted(now)} trained now ({here}, {out['seconds']:.0f} s)")
+        if previous.get("resumed"):
+            out["provenance"] += f"; {previous['resumed']}"
     return out
 
 
 def extend(device: str | torch.device | None = None) -> dict[str, Any]:
     """Train the seeds of :data:`CONFIG` that ``results/degradation.json`` lacks, keep the saved
     runs, and save the merged results (``python -c "from convnets.experiments import degradation;
-    degradation.extend()"``)."""
+    degradation.extend()"``).
+
+    Each network trained is saved at once to ``results/degradation.partial.json``; a later call
+    resumes from there (a run killed on a shared machine loses one network, not all of them), and
+    the file is removed when the merged results are saved."""
     import json
-    import os
 
     from convnets.experiments import results_dir
+    from convnets.utils import atomic_write, get_device
 
     path = results_dir() / "degradation.json"
+    partial_path = results_dir() / "degradation.partial.json"
     previous = json.loads(path.read_text()) if path.is_file() else None
-    out = run(device=device, previous=previous)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(out, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    resumed: list[dict[str, Any]] = []
+    if partial_path.is_file():
+        partial = json.loads(partial_path.read_text())
+        if previous is not None and partial["config"] == previous["config"]:
+            resumed = partial["runs"]
+            previous = dict(previous, runs=previous["runs"] + resumed,
+                            resumed=f"{len(resumed)} networks resumed from a partial run ({partial['device']})")
+
+    def save_partial(trained: list[dict[str, Any]]) -> None:
+        atomic_write(partial_path, json.dumps({"config": previous["config"] if previous else CONFIG,
+                                               "device": _device_name(get_device(device)),
+                                               "runs": resumed + trained}))
+
+    out = run(device=device, previous=previous, on_trained=save_partial)
+    atomic_write(path, json.dumps(out, indent=1, sort_keys=True))
+    partial_path.unlink(missing_ok=True)
     return out
