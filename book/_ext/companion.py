@@ -139,6 +139,66 @@ def tidy_scripts(app: Sphinx, pagename, templatename, context, doctree) -> None:
     context["script_files"] = kept
 
 
+# -- glued numbers in translated paragraphs ----------------------------------------------------
+# Sphinx's i18n parses each translated paragraph as a small document of its own, and myst-nb
+# parses it as plain Markdown, without the notebook's renderer (which myst-nb drops from the page's
+# document when its parse ends), so a `{glue:text}` role there finds no glue data ("No key ...
+# found in glue data"). The renderer is kept per page when myst-nb drops it and lent to those
+# small documents: the Russian text then shows the numbers of the same executed notebook.
+_RENDERERS: dict[str, object] = {}
+
+
+class _KeepRenderer(dict):
+    """A document's attributes that remember the notebook renderer myst-nb pops at the end of
+    its parse."""
+
+    docname = ""
+
+    def pop(self, key, *default):
+        value = super().pop(key, *default)
+        if key == "nb_renderer" and value is not None:
+            _RENDERERS[self.docname] = value
+        return value
+
+
+def _glue_in_translations() -> None:
+    from myst_nb import sphinx_ as mystnb_sphinx
+    from myst_nb.ext.glue import directives, roles, utils
+
+    original = utils.retrieve_glue_data
+    if getattr(original, "_companion", False):
+        return
+    parse = mystnb_sphinx.Parser.parse
+
+    def parse_keeping_renderer(self, inputstring, document):
+        attrs = _KeepRenderer(document.attributes)
+        attrs.docname = getattr(getattr(document.settings, "env", None), "docname", "")
+        document.attributes = attrs
+        try:
+            return parse(self, inputstring, document)
+        finally:
+            document.attributes = dict(attrs)
+
+    def retrieve_glue_data(document, key):
+        if "nb_renderer" in document or not str(document.current_source or "").endswith("<translated>"):
+            return original(document, key)
+        env = getattr(document.settings, "env", None)
+        renderer = _RENDERERS.get(getattr(env, "docname", None))
+        if renderer is None:
+            return original(document, key)
+        document["nb_renderer"] = renderer  # only while the role reads it: never pickled
+        try:
+            return original(document, key)
+        finally:
+            del document.attributes["nb_renderer"]
+
+    retrieve_glue_data._companion = True
+    mystnb_sphinx.Parser.parse = parse_keeping_renderer
+    for module in (utils, roles, directives):
+        if hasattr(module, "retrieve_glue_data"):
+            module.retrieve_glue_data = retrieve_glue_data
+
+
 def _add_static(app: Sphinx, config) -> None:
     config.html_static_path = list(config.html_static_path) + [str(Path(__file__).parent / "static")]
 
@@ -154,4 +214,5 @@ def setup(app: Sphinx) -> dict:
     app.connect("config-inited", _add_static)
     app.add_js_file("mathjax-hub-shim.js", priority=600)
     app.connect("build-finished", copy_notebooks)
+    _glue_in_translations()
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
