@@ -427,3 +427,17 @@ def _():
 
 
 CONVERGED_CLAIMS = CONVERGED_CLAIMS + ("vgg-converged",)
+
+
+@claim("05", "alexnet-converged", "Trained to convergence with the same recipe, AlexNet-mini gains more than two "
+       "points over the ten-epoch recipe in every seed and is within the noise of the chapter-1 CNN (the seeds' "
+       "ranges overlap).", uses=("classic_converged", "classic_mnist"))
+def _():
+    alex, cnn, short = _conv_acc("AlexNet-mini"), _conv_acc(CNN), _acc("AlexNet-mini")
+    ok = alex.n >= 3 and alex.min > short.max + 2 and alex.overlaps(cnn)
+    return Outcome(ok, f"AlexNet-mini {alex} (ten-epoch recipe {short}); chapter-1 CNN {cnn}",
+                   values={"acc": f"{alex.mean:.2f}", "std": f"{alex.std:.2f}", "min": f"{alex.min:.1f}",
+                           "max": f"{alex.max:.1f}", "short": f"{short.mean:.1f}"})
+
+
+CONVERGED_CLAIMS = CONVERGED_CLAIMS + ("alexnet-converged",)
