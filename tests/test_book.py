@@ -50,7 +50,8 @@ def test_book_builds_without_warnings(build):
     tail = (proc.stdout + proc.stderr)[-6000:]
     assert proc.returncode == 0, f"scripts/build-book.sh failed:\n{tail}"
     assert "build-book: open _build/html/index.html" in proc.stdout, tail
-    assert "WARNING" not in proc.stdout + proc.stderr, tail
+    # Sphinx's warnings (the kernels' own "[IPKernelApp] WARNING" lines are not the book's)
+    assert not re.search(r": WARNING: ", proc.stdout + proc.stderr), tail
 
 
 def test_network_was_blocked_where_possible(build):
@@ -88,7 +89,8 @@ def test_chapters_show_their_figures_and_paper_tables(build, lang):
 
 def _text(html: str) -> str:
     body = html.split('<article class="bd-article"', 1)[-1]
-    body = re.sub(r"<(script|style)\b.*?</\1>", " ", body, flags=re.S)
+    # the prose only: no code, no printed outputs or tables (they are the same in both editions)
+    body = re.sub(r"<(script|style|pre|table|code)\b.*?</\1>", " ", body, flags=re.S)
     return re.sub(r"<[^>]+>", " ", body)
 
 
@@ -104,7 +106,7 @@ def test_the_russian_edition_is_russian_with_the_same_numbers(build):
         assert re.search("[А-Яа-яЁё]{3}", re.sub(r"«[^»]*»", "", h1)), f"{f}: the Russian title is not Russian: {h1[:120]}"
         words = re.findall(r"[A-Za-zА-Яа-яЁё]{4,}", re.sub(r"«[^»]*»", " ", _text(ru)))
         cyr = sum(bool(re.match("[А-Яа-яЁё]", w)) for w in words)
-        assert cyr > 0.5 * len(words), f"{f}: only {cyr} of {len(words)} words of the Russian page are Russian"
+        assert cyr > 0.75 * len(words), f"{f}: only {cyr} of {len(words)} words of the Russian prose are Russian"
         outs = lambda h: re.findall(r'<div class="cell_output docutils container">(.*?)</div>\s*</div>', h, re.S)
         assert outs(ru) == outs(en), f"{f}: the code outputs differ between the editions"
 

@@ -1,6 +1,6 @@
 """scripts/build-book.sh keys the execution cache on src/convnets: jupyter-cache only notices a
 change in a chapter's own cells, so an edit of the library must re-execute every chapter, and
-nothing else may. Checked on a copy of the script with stand-ins for set-up and jupyter-book."""
+nothing else may. Checked on a copy of the script with stand-ins for set-up and sphinx-build."""
 from __future__ import annotations
 
 import os
@@ -22,11 +22,14 @@ def _project(tmp_path: Path) -> Path:
     shutil.copy(ROOT / "scripts" / "book-cache-key.sh", proj / "scripts" / "book-cache-key.sh")
     (proj / "scripts" / "setup.sh").write_text("exit 0\n")
     (proj / "scripts" / "execute_chapters.py").write_text("")  # stand-in: the fake build executes
+    (proj / "scripts" / "sphinx_conf.py").write_text("")
     bin_ = proj / ".venv" / "bin"
     bin_.mkdir(parents=True)
-    fake = bin_ / "jupyter-book"
-    # the stand-in "executes" only when the cache is empty, as jupyter-cache would
-    fake.write_text("#!/bin/sh\nif [ -f _build/.jupyter_cache/executed ]; then echo reused; "
+    fake = bin_ / "sphinx-build"
+    # the stand-in "executes" only when the cache is empty, as jupyter-cache would, and writes
+    # its output folder (the last argument)
+    fake.write_text('#!/bin/sh\nfor a; do out=$a; done\nmkdir -p "$out"\n'
+                    "if [ -f _build/.jupyter_cache/executed ]; then echo reused; "
                     "else mkdir -p _build/.jupyter_cache && touch _build/.jupyter_cache/executed && echo executed; fi\n")
     fake.chmod(0o755)
     (proj / "src" / "convnets").mkdir(parents=True)
@@ -36,7 +39,8 @@ def _project(tmp_path: Path) -> Path:
 
 def _build(proj: Path) -> str:
     proc = subprocess.run(["bash", "scripts/build-book.sh"], cwd=proj, capture_output=True, text=True,
-                          env={**os.environ, "PATH": f"{proj / '.venv' / 'bin'}:{os.environ['PATH']}"})
+                          env={**os.environ, "PATH": f"{proj / '.venv' / 'bin'}:{os.environ['PATH']}",
+                               "BOOK_LANGUAGES": "en"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
 
