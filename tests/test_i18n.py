@@ -118,7 +118,7 @@ def test_catalogues_are_in_step_with_the_english_text(tmp_path):
         po_path = LOCALE / f"{page}.po"
         known = {e.msgid for e in polib.pofile(str(po_path)) if not e.obsolete} if po_path.is_file() else set()
         for e in polib.pofile(str(pot)):
-            if e.msgid not in known:
+            if e.msgid.strip() and e.msgid not in known:
                 stale.append(f"{page}: {e.msgid.strip()[:80]}")
     assert not stale, (f"{len(stale)} English paragraph(s) with no entry in the catalogues: run "
                        "`bash scripts/i18n.sh update` and translate them:\n" + "\n".join(stale[:15]))
