@@ -60,6 +60,8 @@ def test_colab_links_on_every_chapter_when_the_repository_is_set():
         companion_repository_url = "https://github.com/hse/convnets-book"
         companion_branch = "main"
         companion_exercises: dict = {}
+        companion_languages = ["ru", "en"]
+        language = "en"
 
     class App:
         config = Cfg()
