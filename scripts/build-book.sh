@@ -33,15 +33,21 @@ python scripts/sphinx_conf.py
 # them (and reruns any chapter that failed, to report its error).
 python scripts/execute_chapters.py
 cache="$PWD/_build/.jupyter_cache"
+# Sphinx re-reads a page only when its source changed, not when its notebook was executed again:
+# an edition rendered from older executions is re-read in full (the two editions must show the
+# same outputs).
+cache_state=$(cat _build/.cache-state 2>/dev/null || echo none)  # written by execute_chapters.py
 render() {  # render LANGUAGE: _build/<lang>/html (myst-nb keeps its files in _build/<lang>/)
-  local lang=$1 extra=()
+  local lang=$1 extra=() fresh=()
+  if [ "$(cat "_build/$lang/.cache-state" 2>/dev/null)" != "$cache_state" ]; then fresh=(-E); fi
   if [ "$lang" = ru ]; then
     extra=(-D "html_title=Свёрточные архитектуры: книга к курсу"
            -D "html_theme_options.search_bar_text=Поиск по книге..."
            -D "nb_code_prompt_show=Показать код ячейки" -D "nb_code_prompt_hide=Скрыть код ячейки")
   fi
   sphinx-build -b html -W -n --keep-going -q -D language="$lang" -D nb_execution_cache_path="$cache" \
-    "${extra[@]}" -d "_build/$lang/doctrees" "${args[@]}" . "_build/$lang/html"
+    "${extra[@]}" "${fresh[@]}" -d "_build/$lang/doctrees" "${args[@]}" . "_build/$lang/html" &&
+    echo "$cache_state" > "_build/$lang/.cache-state"
 }
 pids=()
 for lang in $languages; do

@@ -70,3 +70,20 @@ def test_changed_cached_results_reexecute(tmp_path):
     assert "reused" in _build(proj).split()
     (proj / "results" / "x.json").write_text('{"acc": 0.8}')
     assert "executed" in _build(proj).split(), "a changed results/ file must re-execute the chapters"
+
+
+def test_an_edition_rendered_from_older_executions_is_reread(tmp_path):
+    """Sphinx re-reads a page when its source changes, not when its notebook was executed again:
+    when the execution cache's records change, each edition is rendered with -E (both editions
+    must show the same, current outputs); with nothing changed it is not."""
+    proj = _project(tmp_path)
+    (proj / "scripts" / "execute_chapters.py").write_text(
+        "import pathlib\npathlib.Path('_build').mkdir(exist_ok=True)\n"
+        "pathlib.Path('_build/.cache-state').write_text(pathlib.Path('state').read_text())\n")
+    fake = proj / ".venv" / "bin" / "sphinx-build"
+    fake.write_text(fake.read_text() + 'case " $* " in *" -E "*) echo reread;; esac\n')
+    (proj / "state").write_text("records 1\n")
+    assert "reread" in _build(proj).split()
+    assert "reread" not in _build(proj).split(), "nothing changed: no full re-read"
+    (proj / "state").write_text("records 2\n")
+    assert "reread" in _build(proj).split(), "new executions: the edition must be re-read"
