@@ -51,9 +51,12 @@ def cell_source(source: str | None = None) -> str:
         f'    _source = os.environ.get("CONVNETS_INSTALL_SOURCE") or {source!r}',
         "    if not _source:",
         "        raise ModuleNotFoundError(",
+        '            "этому ноутбуку нужна библиотека курса convnets: установите её из репозитория курса "',
+        '            "(pip install <репозиторий или wheel>) или задайте CONVNETS_INSTALL_SOURCE / "',
         '            "this notebook needs the course library convnets: pip install it from the course "',
         '            "repository (pip install <repository or wheel>), or set CONVNETS_INSTALL_SOURCE")',
-        '    print(f"Installing the course library convnets from {_source} (a minute or two) ...")',
+        '    print(f"Устанавливаю библиотеку курса convnets из {_source} (минута-две) ... / "',
+        '          f"Installing the course library convnets from {_source} (a minute or two) ...")',
         "    %pip install --quiet {_source}",
     ])
 
