@@ -7,5 +7,5 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 for md in book/*.md; do
   grep -q '^kernelspec:' "$md" || continue
-  jupytext --quiet --to ipynb --output "${md%.md}.ipynb" "$md"
+  jupytext --quiet --to ipynb --update --output "${md%.md}.ipynb" "$md"
 done

@@ -304,3 +304,5 @@ def test_experiment_classic_converged_quick():
         assert len(m["test_acc"]) == 1 and 0.0 <= m["test_acc"][0] <= 1.0, label
         assert m["epochs"] == 1 and m["cpu_s"][0] > 0, label
     assert r["models"]["LeNet-5"]["params"] == 61_706
+    longer = r["longer"]
+    assert longer["label"] == "LeNet-5" and longer["epochs"] == 2 == len(longer["val_acc_curves"][0])
