@@ -253,12 +253,13 @@ def _():
 
 
 @claim("04", "tta-affine-noise", "On our 1,000 test images the change that 8 or 16 random affine "
-       "views bring to the augmented network is within two standard errors of zero.",
+       "views bring to the augmented network is within two standard errors of zero, in the "
+       "direction of a gain.",
        uses=("augmentation_tta",))
 def _():
     d8, s8 = paired(AFFINE8, "augmented")
     d16, s16 = paired(AFFINE16, "augmented")
-    return Outcome(abs(d8) <= 2 * s8 and abs(d16) <= 2 * s16, f"8 views {_fmt(d8, s8)}; 16 views {_fmt(d16, s16)}")
+    return Outcome(0 < d8 <= 2 * s8 and 0 < d16 <= 2 * s16, f"8 views {_fmt(d8, s8)}; 16 views {_fmt(d16, s16)}")
 
 
 @claim("04", "tta-shift5-noise", "The five shifted crops without mirror images change the augmented "
@@ -277,9 +278,10 @@ def _():
                    f"{_fmt(d, se)}", values={"d": d, "se": se})
 
 
-@claim("04", "wrong-arm-classes", "With the label-breaking augmentation 6 is not the only class "
-       "that pays: at least three other classes fall below 60 % test accuracy, and another pair of "
-       "classes is confused more often than 6 and 9.", uses=("augmentation",))
+@claim("04", "wrong-arm-classes", "With the label-breaking augmentation the network still tells "
+       "6 from 9 in most cases, but 6 falls below 60 % test accuracy and is not the only class that "
+       "pays: at least three other classes fall below 60 % too, and another pair of classes is "
+       "confused more often than 6 and 9.", uses=("augmentation",))
 def _():
     r = results("augmentation")
     cm = [[sum(c[i][j] for c in pick(r, 1000, "wrong", "confusion")) for j in range(10)] for i in range(10)]
@@ -288,12 +290,13 @@ def _():
     pairs = sorted(((cm[i][j] + cm[j][i], i, j) for i in range(10) for j in range(i + 1, 10)), reverse=True)
     six_nine = cm[6][9] + cm[9][6]
     above = [(n, i, j) for n, i, j in pairs if n > six_nine]
-    holds = len(low) >= 3 and bool(above)
+    n69 = sum(cm[6]) + sum(cm[9])
+    holds = len(low) >= 3 and bool(above) and acc[6] < 60 and six_nine < n69 / 2
     return Outcome(holds, f"summed over seeds: classes other than 6 below 60 %: "
                    + ", ".join(f"{i} {acc[i]:.1f} %" for i in low) + f" (6: {acc[6]:.1f} %); 6↔9 "
-                   f"{six_nine}; pairs confused more often: " + ", ".join(f"{i}↔{j} {n}" for n, i, j in above),
+                   f"{six_nine} of {n69} test 6s and 9s; pairs confused more often: " + ", ".join(f"{i}↔{j} {n}" for n, i, j in above),
                    values={"acc6": acc[6], "low": ", ".join(str(i) for i in sorted(low)),
                            "six_nine": six_nine, "six_as_nine": cm[6][9], "nine_as_six": cm[9][6],
-                           "n69": sum(cm[6]) + sum(cm[9]), "top_pair": f"{pairs[0][1]} and {pairs[0][2]}",
+                           "n69": n69, "top_pair": f"{pairs[0][1]} and {pairs[0][2]}",
                            "top_count": pairs[0][0],
                            "second_pair": f"{pairs[1][1]} and {pairs[1][2]}", "second_count": pairs[1][0]})
