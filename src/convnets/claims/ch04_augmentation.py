@@ -52,7 +52,7 @@ def paired(name: str, arm: str) -> tuple[float, float]:
 
 def _fmt(diff: float, se: float) -> str:
     n = len(tta_results()[PLAIN]["none"]["correct"])
-    return f"{diff:+.1f} ± {se:.1f} points (paired standard error over {n:,} test images)"
+    return f"{diff:+.1f} ± {se:.2f} points (paired standard error over {n:,} test images)"
 
 
 # ---------------------------------------------------------------- training with augmentation
@@ -74,7 +74,8 @@ def _():
 
 
 @claim("04", "gain-4000", "With 4,000 training images and the same budget of 48,000 images seen, "
-       "augmentation does not help: the augmented network ends below the plain one in every seed.",
+       "augmentation does not help: at the last epoch the augmented network is below the plain one "
+       "in every seed.",
        uses=("augmentation",))
 def _():
     r = results("augmentation")
@@ -99,15 +100,42 @@ def _():
                    values={"aug_max": 100 * max(aug), "aug_min": 100 * min(aug)})
 
 
-@claim("04", "underfit-4000", "With 4,000 images the augmented network has not finished fitting "
-       "its training set when the budget ends: its accuracy on its clean training images is below "
-       "the plain network's in every seed.", uses=("augmentation",))
+@claim("04", "underfit-4000", "With 4,000 images, over the last quarter of the budget (epochs 9 to "
+       "12) the plain network's accuracy on its clean training images still rises in every seed, "
+       "by more than the augmented network's changes; the augmented one levels off and ends below "
+       "the plain one in every seed.", uses=("augmentation",))
 def _():
     r = results("augmentation")
     a = Stat([100 * v for v in pick(r, 4000, "none", "train_acc")], ".1f")
     b = Stat([100 * v for v in pick(r, 4000, "augmented", "train_acc")], ".1f")
-    return Outcome(a.above(b), f"clean training accuracy, %: plain {a}, augmented {b}",
-                   values={"none": a.mean, "aug": b.mean})
+    rise = {arm: [100 * (c["train_acc"][-1] - c["train_acc"][-4]) for c in pick(r, 4000, arm, "curve")]
+            for arm in ("none", "augmented")}
+    holds = (a.above(b) and min(rise["none"]) > 0
+             and all(x > y for x, y in zip(rise["none"], rise["augmented"])))
+    rn, ra = Stat(rise["none"], "+.1f"), Stat(rise["augmented"], "+.1f")
+    return Outcome(holds, f"clean training accuracy at the end, %: plain {a}, augmented {b}; change "
+                   f"from epoch 9 to 12, points: plain {rn}, augmented {ra}",
+                   values={"none": a.mean, "aug": b.mean, "none_min": a.min, "none_max": a.max,
+                           "aug_min": b.min, "aug_max": b.max, "rise_none_min": rn.min,
+                           "rise_none_max": rn.max, "rise_aug_min": ra.min, "rise_aug_max": ra.max})
+
+
+@claim("04", "gain-4000-swings", "With 4,000 images the final deficit of the augmented network is "
+       "no larger than the epoch-to-epoch swings of the test accuracy over the last four epochs, "
+       "and at one of epochs 9 to 11 at least one seed's gain is positive.", uses=("augmentation",))
+def _():
+    r = results("augmentation")
+    g = gains(r, 4000)
+    curves = {arm: pick(r, 4000, arm, "curve") for arm in ("none", "augmented")}
+    swing = max(abs(c["test_acc"][k] - c["test_acc"][k - 1]) * 100
+                for arm in curves for c in curves[arm] for k in range(len(c["test_acc"]) - 4, len(c["test_acc"])))
+    mid = [[100 * (b - a) for a, b in zip(cn["test_acc"][8:11], ca["test_acc"][8:11])]
+           for cn, ca in zip(curves["none"], curves["augmented"])]  # epochs 9-11, per seed
+    positive = [e + 9 for e in range(3) if any(m[e] > 0 for m in mid)]
+    holds = abs(g.mean) <= swing and bool(positive)
+    return Outcome(holds, f"final gain {g}; largest epoch-to-epoch change of a test curve over the last "
+                   f"four epochs {swing:.1f} points; epochs with a positive seed: {positive}",
+                   values={"swing": swing, "n_positive_epochs": len(positive)})
 
 
 @claim("04", "wrong-arm", "Training with a label-breaking augmentation (any rotation and "
@@ -132,16 +160,18 @@ def _():
        expect="reproduced")
 def _():
     r = results("augmentation")
-    ok, part, ev = True, False, []
+    ok, part, ev, vals = True, False, [], {}
     for n in r["sizes"]:
         gap = {arm: [tr - te for tr, te in zip(pick(r, n, arm, "train_acc"), pick(r, n, arm, "test_acc"))]
                for arm in ("none", "augmented")}
         every = all(b < a for a, b in zip(gap["none"], gap["augmented"]))
         ok &= every
         part |= every
+        vals[f"none_{n}"] = 100 * Stat(gap["none"]).mean
         ev.append(f"{n} images: gap plain {100 * Stat(gap['none']).mean:.1f}, augmented "
                   f"{100 * Stat(gap['augmented']).mean:.1f} points")
-    return Outcome(ok, "; ".join(ev) + f" (means of {len(r['seeds'])} seeds)", verdict=verdict_from(ok, part))
+    return Outcome(ok, "; ".join(ev) + f" (means of {len(r['seeds'])} seeds)", values=vals,
+                   verdict=verdict_from(ok, part))
 
 
 @claim("04", "scale-jitter", "Training-time augmentation lowers the test error, at every "
@@ -191,8 +221,8 @@ def _():
     d5, s5 = paired(SHIFT5, "augmented")
     full = diff > 2 * se
     part = diff > 0
-    return Outcome(full, f"test error change of the augmented network: 10 views {-diff:+.1f} ± {se:.1f} "
-                   f"points (5 shifted crops without mirror images: {-d5:+.1f} ± {s5:.1f}; paired "
+    return Outcome(full, f"test error change of the augmented network: 10 views {-diff:+.1f} ± {se:.2f} "
+                   f"points (5 shifted crops without mirror images: {-d5:+.1f} ± {s5:.2f}; paired "
                    "standard errors over 1,000 test images)", verdict=verdict_from(full, part))
 
 
@@ -209,22 +239,64 @@ def _():
        "(here: the training augmentation's affine moves) lowers the test error.",
        paper="multi-crop and dense evaluation: VGG E's top-1 / top-5 error 25.5 / 8.0 % (single "
              "scale) → 24.4 / 7.1 % (ImageNet val; this gain mixes more views with more test scales)",
-       expect="partly", uses=("augmentation_tta",))
+       expect="not reproduced here", uses=("augmentation_tta",))
 def _():
     d8, s8 = paired(AFFINE8, "augmented")
     d16, s16 = paired(AFFINE16, "augmented")
-    full = d8 > 2 * s8 and d16 > 2 * s16  # lower error beyond two standard errors
-    part = d8 > 0 and d16 > 0  # lower error, but within the noise of 1,000 test images
-    return Outcome(full, f"test error change of the augmented network: 8 views {-d8:+.1f} ± {s8:.1f}, "
-                   f"16 views {-d16:+.1f} ± {s16:.1f} points (paired standard errors over 1,000 test "
-                   "images)", values={"d8": d8, "s8": s8, "d16": d16, "s16": s16},
+    full = d8 > 2 * s8 and d16 > 2 * s16  # lower error beyond two standard errors for both
+    part = d8 > 2 * s8 or d16 > 2 * s16  # beyond two standard errors for one of them
+    noise = "within two standard errors of zero, direction agrees" if not part and d8 > 0 and d16 > 0 else ""
+    return Outcome(full, f"test error change of the augmented network: 8 views {-d8:+.1f} ± {s8:.2f}, "
+                   f"16 views {-d16:+.1f} ± {s16:.2f} points (paired standard errors over 1,000 test "
+                   f"images){': ' + noise if noise else ''}", values={"d8": d8, "s8": s8, "d16": d16, "s16": s16},
                    verdict=verdict_from(full, part))
 
 
 @claim("04", "tta-affine-noise", "On our 1,000 test images the change that 8 or 16 random affine "
-       "views bring to the augmented network is within two standard errors of zero.",
+       "views bring to the augmented network is within two standard errors of zero, in the "
+       "direction of a gain.",
        uses=("augmentation_tta",))
 def _():
     d8, s8 = paired(AFFINE8, "augmented")
     d16, s16 = paired(AFFINE16, "augmented")
-    return Outcome(abs(d8) <= 2 * s8 and abs(d16) <= 2 * s16, f"8 views {_fmt(d8, s8)}; 16 views {_fmt(d16, s16)}")
+    return Outcome(0 < d8 <= 2 * s8 and 0 < d16 <= 2 * s16, f"8 views {_fmt(d8, s8)}; 16 views {_fmt(d16, s16)}")
+
+
+@claim("04", "tta-shift5-noise", "The five shifted crops without mirror images change the augmented "
+       "network's test accuracy by less than two standard errors.", uses=("augmentation_tta",))
+def _():
+    d, se = paired(SHIFT5, "augmented")
+    return Outcome(abs(d) < 2 * se, f"5 shifted crops, augmented network: {_fmt(d, se)}",
+                   values={"d": d, "se": se})
+
+
+@claim("04", "tta-affine-none", "For the network trained without augmentation, 8 random affine "
+       "views lower the test accuracy by more than two standard errors.", uses=("augmentation_tta",))
+def _():
+    d, se = paired(AFFINE8, "none")
+    return Outcome(d < -2 * se, f"8 random affine views, network trained without augmentation: "
+                   f"{_fmt(d, se)}", values={"d": d, "se": se})
+
+
+@claim("04", "wrong-arm-classes", "With the label-breaking augmentation the network still tells "
+       "6 from 9 in most cases, but 6 falls below 60 % test accuracy and is not the only class that "
+       "pays: at least three other classes fall below 60 % too, and another pair of classes is "
+       "confused more often than 6 and 9.", uses=("augmentation",))
+def _():
+    r = results("augmentation")
+    cm = [[sum(c[i][j] for c in pick(r, 1000, "wrong", "confusion")) for j in range(10)] for i in range(10)]
+    acc = {i: 100 * cm[i][i] / sum(cm[i]) for i in range(10)}
+    low = sorted((i for i in acc if acc[i] < 60 and i != 6), key=acc.get)
+    pairs = sorted(((cm[i][j] + cm[j][i], i, j) for i in range(10) for j in range(i + 1, 10)), reverse=True)
+    six_nine = cm[6][9] + cm[9][6]
+    above = [(n, i, j) for n, i, j in pairs if n > six_nine]
+    n69 = sum(cm[6]) + sum(cm[9])
+    holds = len(low) >= 3 and bool(above) and acc[6] < 60 and six_nine < n69 / 2
+    return Outcome(holds, f"summed over seeds: classes other than 6 below 60 %: "
+                   + ", ".join(f"{i} {acc[i]:.1f} %" for i in low) + f" (6: {acc[6]:.1f} %); 6↔9 "
+                   f"{six_nine} of {n69} test 6s and 9s; pairs confused more often: " + ", ".join(f"{i}↔{j} {n}" for n, i, j in above),
+                   values={"acc6": acc[6], "low": ", ".join(str(i) for i in sorted(low)),
+                           "six_nine": six_nine, "six_as_nine": cm[6][9], "nine_as_six": cm[9][6],
+                           "n69": n69, "top_pair": f"{pairs[0][1]} and {pairs[0][2]}",
+                           "top_count": pairs[0][0],
+                           "second_pair": f"{pairs[1][1]} and {pairs[1][2]}", "second_count": pairs[1][0]})

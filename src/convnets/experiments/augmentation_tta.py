@@ -8,7 +8,7 @@ augmentation), on the 1,000 MNIST-5k test images. For each scheme and network th
 which test images are predicted right (``correct``, 0/1 per image, in test-set order) and the
 number of forward passes per image, counted by a forward hook on the network (not timed).
 
-    python -m convnets.experiments augmentation_tta          # about 30 s of CPU time
+    python -m convnets.experiments augmentation_tta          # a few minutes of CPU time
     python -m convnets.experiments augmentation_tta --quick  # 50 test images, for the tests
 
 It needs the checkpoints ``results/augmentation_{none,augmented}_n1000.pt`` written by
