@@ -62,7 +62,7 @@ def counts() -> dict[str, float]:
 # counts against the papers
 
 @claim("05", "lenet-params", "LeNet-5 has about 60,000 trainable parameters.",
-       paper="about 60,000 (LeCun et al. 1998, Sec. II.B)", expect="reproduced")
+       paper="60,000 trainable (LeCun et al. 1998, Sec. II.B)", expect="reproduced")
 def _():
     n = counts()["lenet5"]
     rel = abs(n - 60_000) / 60_000
@@ -101,12 +101,14 @@ def _():
                    verdict=verdict_from(abs(ratio - 12) < 1.0, ratio > 4))
 
 
-@claim("05", "googlenet-macs", "GoogLeNet keeps to a budget of 1.5 billion multiply-adds per image.",
+@claim("05", "googlenet-macs", "GoogLeNet's multiply-adds per image are within 10 % of its budget of 1.5 billion.",
        paper="1.5 G multiply-adds at inference (Szegedy et al. 2015, Sec. 1)", expect="reproduced")
 def _():
     g = counts()["googlenet_macs"] / 1e9
-    return Outcome(True, f"{g:.3f} GMACs at 224x224", values={"gmacs": f"{g:.2f}"},
-                   verdict=verdict_from(abs(g - 1.5) < 0.1, abs(g - 1.5) < 0.5))
+    rel = (g - 1.5) / 1.5
+    return Outcome(True, f"{g:.3f} GMACs at 224x224, {100 * rel:+.1f} % against the budget",
+                   values={"gmacs": f"{g:.2f}", "over": f"{100 * rel:.1f}"},
+                   verdict=verdict_from(abs(rel) < 0.10, abs(rel) < 0.33))
 
 
 @claim("05", "alexnet-fc-heavy", "AlexNet's convolutions hold under 10 % of its parameters but do over "
@@ -189,7 +191,8 @@ def _relation(a: Stat, b: Stat) -> str:
     return "above" if a.above(b) else "below" if b.above(a) else "within noise"
 
 
-@claim("05", "families-vs-cnn", "Under the same ten-epoch recipe no classic family beats the chapter-1 CNN: "
+@claim("05", "families-vs-cnn", "Under the same ten-epoch recipe no classic family run under it (LeNet-5, "
+       "AlexNet-mini, VGG-mini) beats the chapter-1 CNN: "
        "VGG-mini is below it on average, by less than two points, with seed ranges that meet, while AlexNet-mini "
        "and LeNet-5 as published are below it in every seed.", uses=("classic_mnist",))
 def _():
@@ -301,13 +304,21 @@ def _jit(arm: str, q: float) -> Stat:
     return Stat([100 * a for a in results("classic_training")["jitter"][arm]["test_acc"][str(q)]], fmt=".1f")
 
 
-@claim("05", "jitter-robust", "Trained with random rescaling, LeNet-5 still reads more than 80 % of the "
-       "digits shrunk to 0.6 of their size, while the model trained at one scale reads fewer than 40 % of "
-       "them (every seed).", uses=("classic_training",))
+@claim("05", "jitter-robust", "Trained with random rescaling, LeNet-5 stays within 3 points of its accuracy at "
+       "the digits' own scale from zoom 0.7 to 1.2 (means); at zoom 0.6, the edge of its training range, it is "
+       "more than 5 points below it but still reads more than 80 % of the digits in every seed, while the model "
+       "trained at one scale reads fewer than 40 % of them.", uses=("classic_training",))
 def _():
     j, f = _jit("jittered scale", 0.6), _jit("fixed scale", 0.6)
-    return Outcome(j.min > 80 and f.max < 40, f"zoom 0.6: jittered {j}, fixed {f}",
-                   values={"jit": f"{j.mean:.0f}", "fixed": f"{f.mean:.0f}"})
+    native = _jit("jittered scale", 1.0)
+    inner = [q for q in results("classic_training")["test_scales"] if 0.7 - 1e-9 <= float(q) <= 1.2 + 1e-9]
+    within = max(native.mean - _jit("jittered scale", q).mean for q in inner)
+    drop06 = native.mean - j.mean
+    return Outcome(j.min > 80 and f.max < 40 and within < 3 and drop06 > 5,
+                   f"zoom 0.6: jittered {j}, fixed {f}; jittered at 1.0 {native}; largest drop of the mean "
+                   f"from 0.7 to 1.2: {within:.1f} points; at 0.6: {drop06:.1f}",
+                   values={"jit": f"{j.mean:.0f}", "fixed": f"{f.mean:.0f}", "within": f"{within:.1f}",
+                           "drop06": f"{drop06:.0f}"})
 
 
 @claim("05", "jitter-at-native", "At the digits' own scale the two models are within a point of each other.",
@@ -367,7 +378,7 @@ def _():
           and macs["GoogLeNet-mini"] < macs["VGG-mini"])
     return Outcome(ok, "CPU ms per step of 64: " + ", ".join(f"{k} {1000 * v:.0f}" for k, v in c.items())
                    + "; MACs per image: " + ", ".join(f"{k} {v:,}" for k, v in macs.items()),
-                   values={"ms": f"{1000 * g:.0f}", "vs_lenet": f"{g / c['LeNet-5']:.0f}",
+                   values={"ms": f"{1000 * g:.1f}", "vs_lenet": f"{g / c['LeNet-5']:.0f}",
                            "vs_vgg": f"{g / c['VGG-mini']:.1f}"})
 
 
@@ -477,7 +488,7 @@ def _():
     return Outcome(ok, f"{longer['epochs']} epochs: test {acc}, train (augmented batches) {train}; "
                    f"{r['epochs']} epochs: test {base}, train {base_train}; chapter-1 CNN {cnn}",
                    values={"epochs": str(longer["epochs"]), "acc": f"{acc.mean:.2f}", "std": f"{acc.std:.2f}",
-                           "min": f"{acc.min:.1f}", "max": f"{acc.max:.1f}", "train_min": f"{train.min:.1f}",
+                           "min": f"{acc.min:.1f}", "max": f"{acc.max:.1f}", "train_min": f"{train.min:.2f}",
                            "base_train": f"{base_train.mean:.1f}",
                            "cpu_min": f"{statistics.fmean(longer['cpu_s']) / 60:.1f}"})
 
