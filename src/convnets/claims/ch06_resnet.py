@@ -168,15 +168,25 @@ def _nowarm():
 
 @claim("06", "warmup-helps-residual-56",
        "With warm-up every seed of the 56-layer residual network ends below 15% training error; "
-       "without it at least two of three end above 20%.",
+       "without it at least two of three end above 20%. The ranges overlap, and the run without "
+       "warm-up (12 epochs on a GPU) trains the 20-layer networks of both kinds to a lower training "
+       "error than the main run (10 epochs on a CPU) in every seed, so only the direction of the "
+       "warm-up effect is measured, not its size.",
        uses=("degradation", "degradation_nowarmup"))
 def _warm_helps():
     w = _stat("degradation", "residual", 56)
     nw = _stat("degradation_nowarmup", "residual", 56)
     n_bad = sum(v > 20 for v in nw.values)
-    return Outcome(w.max < 15 and n_bad >= 2,
-                   f"training error % of residual-56: with warm-up {w}; without {nw}",
-                   values={"with": w.mean, "without": nw.mean, "n_bad": n_bad})
+    twenty = {k: (_stat("degradation", k, 20), _stat("degradation_nowarmup", k, 20)) for k in ("plain", "residual")}
+    lower = all(main.above(gpu) for main, gpu in twenty.values())
+    ratio = {k: main.mean / gpu.mean for k, (main, gpu) in twenty.items()}
+    return Outcome(w.max < 15 and n_bad >= 2 and w.overlaps(nw) and lower,
+                   f"training error % of residual-56: with warm-up {w}; without {nw} ({_spread(w, nw)}); "
+                   f"20 layers, main run vs run without warm-up: "
+                   + "; ".join(f"{k} {main} vs {gpu} ({ratio[k]:.1f}x)" for k, (main, gpu) in twenty.items()),
+                   values={"with": w.mean, "without": nw.mean, "n_bad": n_bad, "with_max": w.max,
+                           "without_min": nw.min, "ratio_plain20": ratio["plain"],
+                           "ratio_residual20": ratio["residual"]})
 
 
 # --- gradients at initialisation (cached: results/gradient_at_init.json) ----------------------
@@ -239,7 +249,7 @@ def _p_res():
     t20, t56 = (_stat("degradation", "residual", 20, "test_error"),
                 _stat("degradation", "residual", 56, "test_error"))
     full = t20.above(t56)  # every residual-56 run better than every residual-20 run
-    # deeper residual much less affected than deeper plain: lower than plain-56 seed by seed
+    # deeper residual less affected than deeper plain: lower than plain-56 seed by seed
     partial = all(a < b for a, b in zip(r56.values, p56.values))
     return Outcome(full or partial, f"MNIST 5k test error %: residual-56 {t56}, residual-20 {t20}; "
                    f"training error % residual-56 {r56} vs plain-56 {p56}",

@@ -15,11 +15,12 @@ residual network diverged at lr 0.1 (see :mod:`convnets.experiments.degradation_
 
 The full run trains 18 networks (three seeds) for 10 epochs. The saved results were computed in
 two parts on a 2-core CPU shared with other heavy jobs: seeds 0 and 1 (12 networks, 6,332 s), then
-seed 2 (6 networks, 3,200 s wall, 1,160 CPU-seconds on one thread) with :func:`extend`, which
+seed 2 (6 networks, 3,148 s wall) with :func:`extend`, which
 adds the missing seeds to the saved results without retraining the others, and saves each network
 as soon as it is trained (``results/degradation.partial.json``), so that a later call resumes
-there. One seed costs about 20 minutes of CPU time: a training step at batch 128 takes 0.25,
-0.71 and 1.58 CPU-seconds for 8, 20 and 56 layers (one thread), and each network makes 320 steps;
+there. One seed costs about 20 minutes of CPU time: on one thread a training step at batch 128 takes
+0.14-0.16, 0.40-0.45 and 1.2-1.4 CPU-seconds for 8, 20 and 56 layers (plain-residual), 3.8 s for
+the six networks, and each network makes 320 steps (about 1,200 CPU-seconds);
 the run without warm-up (18 networks, 12 epochs) took 103 s on one GPU. The chapter reads the
 saved results.
 
