@@ -256,10 +256,10 @@ def _():
     full = monotone and top.min > 0.5
     rises = all(s["layer3"] > s["conv1"] for s in res)
     every = [all(s[a] <= s[b] for a, b in zip(order, order[1:])) for s in res]
-    dips = "; ".join(f"seed {i} dips from {a} to {b}" for i, s in enumerate(res) for a, b in zip(order, order[1:])
+    dips = ", ".join(f"seed {i} dipping from {a} to {b}" for i, s in enumerate(res) for a, b in zip(order, order[1:])
                      if s[a] > s[b])
     return Outcome(rises and not monotone, f"ResNet-8 share of one digit among the top 9: conv1 {first} → layer3 {top}"
-                   f" (rising at every stage in {sum(every)} of {len(res)} ResNet-8 runs" + (f"; {dips})" if dips else ")"),
+                   f" (rising at every stage in {sum(every)} of {len(res)} ResNet-8 runs" + (f", {dips})" if dips else ")"),
                    verdict=verdict_from(full, top.mean > first.mean))
 
 
