@@ -17,7 +17,7 @@ cmd=${1:-check}; shift || true
 case "$cmd" in
   update)
     python scripts/sphinx_conf.py
-    rm -rf _build/gettext
+    rm -rf _build/gettext && mkdir -p _build
     # the text only: no execution (glued numbers are not in the catalogues; their roles are)
     sphinx-build -b gettext -q -D nb_execution_mode=off -d _build/gettext/.doctrees . _build/gettext \
       2> _build/gettext.log || { cat _build/gettext.log >&2; exit 1; }
