@@ -383,19 +383,26 @@ def _():
 
 
 @claim("05", "lenet-converged", "Trained to convergence, LeNet-5 as published gains more than three points over "
-       "the ten-epoch recipe in every seed, and ends within half a point of 98.5 % but below it on average.",
+       "the ten-epoch recipe in every seed, and ends within half a point of 98.5 % but below it on average; "
+       "twenty epochs of the short recipe alone give more than half of that gain (its length is the short "
+       "recipe's main limit).",
        uses=("classic_converged", "classic_mnist"))
 def _():
     conv, short = _conv_acc("LeNet-5"), _acc("LeNet-5")
+    twenty = _acc("LeNet-5, 20 epochs")
     curves = results("classic_converged")["models"]["LeNet-5"]["val_acc_curves"]
     last5 = [100 * statistics.fmean(col) for col in zip(*curves)][-5:]
     moves = max(last5) - min(last5)
-    ok = conv.n >= 3 and conv.min > short.max + 3 and 98.0 <= conv.mean < 98.5 and moves < 0.5
-    return Outcome(ok, f"converged recipe {conv}; ten-epoch recipe {short}; mean test accuracy over the "
+    gain20, gain = twenty.mean - short.mean, conv.mean - short.mean
+    ok = (conv.n >= 3 and conv.min > short.max + 3 and 98.0 <= conv.mean < 98.5 and moves < 0.5
+          and gain20 > gain / 2)
+    return Outcome(ok, f"converged recipe {conv}; ten-epoch recipe {short}; twenty epochs {twenty} "
+                   f"(+{gain20:.2f} of +{gain:.2f} points); mean test accuracy over the "
                    f"last five epochs {', '.join(f'{v:.2f}' for v in last5)}",
                    values={"acc": f"{conv.mean:.2f}", "std": f"{conv.std:.2f}", "min": f"{conv.min:.1f}",
                            "max": f"{conv.max:.1f}", "short": f"{short.mean:.1f}",
-                           "errors": f"{(100 - conv.mean) * 10:.0f}", "last5": f"{moves:.1f}"})
+                           "errors": f"{(100 - conv.mean) * 10:.0f}", "last5": f"{moves:.1f}",
+                           "gain20": f"{gain20:.1f}"})
 
 #: The claims of the section "Trained to convergence", checked in its table's cell.
 CONVERGED_CLAIMS = ("lenet-converged", "googlenet-cost")
