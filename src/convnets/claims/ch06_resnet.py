@@ -194,18 +194,20 @@ def _warm_helps():
 @claim("06", "gradient-at-init",
        "At initialisation, with batch norm, the gradient at the first layer of the plain network "
        "grows more than a hundredfold from 20 to 56 layers (every 56-layer seed above a hundred "
-       "times every 20-layer seed), and that of the residual network less than fivefold (ratio of "
-       "the means).", uses=("gradient_at_init",))
+       "times every 20-layer seed, and the ratio of the means above a hundred too), and that of "
+       "the residual network less than fivefold (ratio of the means).", uses=("gradient_at_init",))
 def _grad():
     g = results("gradient_at_init")["norms"]
     s = {k: Stat(v, ".3g") for k, v in g.items()}
     plain_growth = s["plain-56"].min / s["plain-20"].max
+    plain_growth_mean = s["plain-56"].mean / s["plain-20"].mean
     res_growth = s["residual-56"].mean / s["residual-20"].mean
     ev = "; ".join(f"{k}: {st}" for k, st in s.items())
-    return Outcome(plain_growth > 100 and res_growth < 5,
-                   f"first-layer gradient norm, {ev}; plain grows at least {plain_growth:.0f}x, "
-                   f"residual {res_growth:.1f}x (means)",
-                   values={"plain_growth": plain_growth, "res_growth": res_growth, "table": g})
+    return Outcome(plain_growth > 100 and plain_growth_mean > 100 and res_growth < 5,
+                   f"first-layer gradient norm, {ev}; plain grows {plain_growth_mean:.0f}x (means), "
+                   f"at least {plain_growth:.0f}x (any two runs), residual {res_growth:.1f}x (means)",
+                   values={"plain_growth": plain_growth, "plain_growth_mean": plain_growth_mean,
+                           "res_growth": res_growth, "table": g})
 
 
 # --- live: the global-average-pooling head -------------------------------------------------
