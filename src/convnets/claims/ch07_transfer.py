@@ -139,15 +139,24 @@ def _gap_closes():
 
 @claim("07", "last-block-as-full", "Fine-tuning only the last block is as good as fine-tuning "
        "everything: paired by seed (same labelled images) it is ahead in every seed at 1 and 10 labels "
-       "per class, behind in every seed with all labels, and within 5 points of it in every seed at "
-       "every label budget.", uses=("transfer_curves",))
+       "per class, behind in every seed with all labels; at 1 label per class its lead (3-4 points in "
+       "every seed) is about half the spread between seeds (the seed std of either method), and from "
+       "5 labels per class on the two differ by at most 2 points in every seed.",
+       uses=("transfer_curves",))
 def _last_block():
     d = {k: _paired(_acc("last_block", k), _acc("full", k)) for k in SIZES}
+    sd1 = min(Stat(_acc("last_block", "1")).std, Stat(_acc("full", "1")).std)
+    ratio = float(np.mean(d["1"])) / sd1 if sd1 > 0 else float("inf")
+    rest = max(abs(v) for k in SIZES if k != "1" for v in d[k])
     ok = (min(d["1"]) > 0 and min(d["10"]) > 0 and max(d["all"]) < 0
-          and all(abs(v) < 0.05 for g in d.values() for v in g))
-    ev = "; ".join(f"{k}: last block minus full {Stat(g, '+.3f')}" for k, g in d.items())
+          and 0.03 <= min(d["1"]) and max(d["1"]) < 0.045 and 0.35 < ratio < 0.75 and rest < 0.02)
+    ev = ("; ".join(f"{k}: last block minus full {Stat(g, '+.3f')}" for k, g in d.items())
+          + f"; mean lead at 1 label per class / smaller seed std there = {ratio:.2f}; "
+          f"largest |difference| from 5 labels per class on = {rest:.3f}")
     values = {f"d{k}_min": _z(100 * min(g)) for k, g in d.items()} | {f"d{k}_max": _z(100 * max(g)) for k, g in d.items()}
     values["worst_mid"] = max(abs(100 * v) for k in ("5", "50") for v in d[k])
+    values["sd1"] = 100 * sd1
+    values["rest_max"] = 100 * rest
     return Outcome(ok, ev, values=values)
 
 
