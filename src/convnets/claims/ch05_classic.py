@@ -366,6 +366,11 @@ def _conv_acc(label: str) -> Stat:
     return Stat([100 * a for a in results("classic_converged")["models"][label]["test_acc"]], fmt=".2f")
 
 
+def _spread(s: Stat) -> dict[str, str]:
+    """The glued summary of a test accuracy over seeds: mean, std, lowest and highest seed."""
+    return {"acc": f"{s.mean:.2f}", "std": f"{s.std:.2f}", "min": f"{s.min:.1f}", "max": f"{s.max:.1f}"}
+
+
 @claim("05", "googlenet-cost", "A training step of GoogLeNet-mini costs more CPU time than that of any other "
        "model here, more than ten times LeNet-5's and more than twice VGG-mini's, although it does fewer "
        "multiply-adds per image than VGG-mini.", uses=("classic_converged",))
@@ -399,8 +404,7 @@ def _():
     return Outcome(ok, f"converged recipe {conv}; ten-epoch recipe {short}; twenty epochs {twenty} "
                    f"(+{gain20:.2f} of +{gain:.2f} points); mean test accuracy over the "
                    f"last five epochs {', '.join(f'{v:.2f}' for v in last5)}",
-                   values={"acc": f"{conv.mean:.2f}", "std": f"{conv.std:.2f}", "min": f"{conv.min:.1f}",
-                           "max": f"{conv.max:.1f}", "short": f"{short.mean:.1f}",
+                   values={**_spread(conv), "short": f"{short.mean:.1f}",
                            "errors": f"{(100 - conv.mean) * 10:.0f}", "last5": f"{moves:.1f}",
                            "gain20": f"{gain20:.1f}"})
 
@@ -425,23 +429,27 @@ def _():
     m_ratio = r[CNN]["macs"] / r["LeNet-5"]["macs"]
     return Outcome(ok, f"chapter-1 CNN {cnn}; LeNet-5 {lenet}; last-five-epoch moves "
                    + ", ".join(f"{k} {v:.2f}" for k, v in moves.items()),
-                   values={"acc": f"{cnn.mean:.2f}", "std": f"{cnn.std:.2f}", "min": f"{cnn.min:.1f}",
-                           "max": f"{cnn.max:.1f}", "gap": f"{cnn.mean - lenet.mean:.1f}",
+                   values={**_spread(cnn), "gap": f"{cnn.mean - lenet.mean:.1f}",
                            "params": f"{p_ratio:.1f}", "macs": f"{m_ratio:.0f}"})
 
 
 CONVERGED_CLAIMS = CONVERGED_CLAIMS + ("lenet-vs-cnn-converged",)
 
 
+def _family_converged(label: str, min_gain: float) -> Outcome:
+    """``label`` trained to convergence gains more than ``min_gain`` points over the ten-epoch recipe in
+    every seed and is within the noise of the chapter-1 CNN (the seeds' ranges overlap)."""
+    fam, cnn, short = _conv_acc(label), _conv_acc(CNN), _acc(label)
+    ok = fam.n >= 3 and fam.min > short.max + min_gain and fam.overlaps(cnn)
+    return Outcome(ok, f"{label} {fam} (ten-epoch recipe {short}); chapter-1 CNN {cnn}",
+                   values={**_spread(fam), "short": f"{short.mean:.1f}"})
+
+
 @claim("05", "vgg-converged", "Trained to convergence with the same recipe, VGG-mini gains more than a point over "
        "the ten-epoch recipe in every seed and is within the noise of the chapter-1 CNN (the seeds' ranges "
        "overlap).", uses=("classic_converged", "classic_mnist"))
 def _():
-    vgg, cnn, short = _conv_acc("VGG-mini"), _conv_acc(CNN), _acc("VGG-mini")
-    ok = vgg.n >= 3 and vgg.min > short.max + 1 and vgg.overlaps(cnn)
-    return Outcome(ok, f"VGG-mini {vgg} (ten-epoch recipe {short}); chapter-1 CNN {cnn}",
-                   values={"acc": f"{vgg.mean:.2f}", "std": f"{vgg.std:.2f}", "min": f"{vgg.min:.1f}",
-                           "max": f"{vgg.max:.1f}", "short": f"{short.mean:.1f}"})
+    return _family_converged("VGG-mini", 1)
 
 
 CONVERGED_CLAIMS = CONVERGED_CLAIMS + ("vgg-converged",)
@@ -451,11 +459,7 @@ CONVERGED_CLAIMS = CONVERGED_CLAIMS + ("vgg-converged",)
        "points over the ten-epoch recipe in every seed and is within the noise of the chapter-1 CNN (the seeds' "
        "ranges overlap).", uses=("classic_converged", "classic_mnist"))
 def _():
-    alex, cnn, short = _conv_acc("AlexNet-mini"), _conv_acc(CNN), _acc("AlexNet-mini")
-    ok = alex.n >= 3 and alex.min > short.max + 2 and alex.overlaps(cnn)
-    return Outcome(ok, f"AlexNet-mini {alex} (ten-epoch recipe {short}); chapter-1 CNN {cnn}",
-                   values={"acc": f"{alex.mean:.2f}", "std": f"{alex.std:.2f}", "min": f"{alex.min:.1f}",
-                           "max": f"{alex.max:.1f}", "short": f"{short.mean:.1f}"})
+    return _family_converged("AlexNet-mini", 2)
 
 
 CONVERGED_CLAIMS = CONVERGED_CLAIMS + ("alexnet-converged",)
@@ -471,8 +475,7 @@ def _():
     ok = g.n >= 3 and g.overlaps(cnn) and p_ratio < 0.5
     return Outcome(ok, f"GoogLeNet-mini {g}; chapter-1 CNN {cnn}; parameters {r['GoogLeNet-mini']['params']:,} "
                    f"against {r[CNN]['params']:,}",
-                   values={"acc": f"{g.mean:.2f}", "std": f"{g.std:.2f}", "min": f"{g.min:.1f}",
-                           "max": f"{g.max:.1f}", "params": f"{100 * p_ratio:.0f}",
+                   values={**_spread(g), "params": f"{100 * p_ratio:.0f}",
                            "cpu_min": f"{statistics.fmean(r['GoogLeNet-mini']['cpu_s']) / 60:.1f}"})
 
 
