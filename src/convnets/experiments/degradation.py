@@ -18,10 +18,9 @@ two parts on a 2-core CPU shared with other heavy jobs: seeds 0 and 1 (12 networ
 seed 2 (6 networks, 3,148 s wall) with :func:`extend`, which
 adds the missing seeds to the saved results without retraining the others, and saves each network
 as soon as it is trained (``results/degradation.partial.json``), so that a later call resumes
-there. One seed costs about 20 minutes of CPU time: on one thread a training step at batch 128 takes
-0.14-0.16, 0.40-0.45 and 1.2-1.4 CPU-seconds for 8, 20 and 56 layers (plain-residual), 3.8 s for
-the six networks, and each network makes 320 steps (about 1,200 CPU-seconds);
-the run without warm-up (18 networks, 12 epochs) took 103 s on one GPU. The chapter reads the
+there. What one seed costs on a CPU follows from the CPU time of one training step of each network,
+measured by :func:`step_costs` (one thread) and saved with the results (``cpu_s_per_step``),
+times the 320 steps each network makes; the run without warm-up (18 networks, 12 epochs) took 103 s on one GPU. The chapter reads the
 saved results.
 
 ``run()`` returns per-epoch histories for every (kind, depth, seed) and a summary table;
@@ -35,7 +34,7 @@ from typing import Any, Callable
 
 import torch
 
-__all__ = ["CONFIG", "QUICK_CONFIG", "extend", "run", "summarise", "train_one"]
+__all__ = ["CONFIG", "QUICK_CONFIG", "extend", "run", "step_costs", "summarise", "train_one"]
 
 #: The full experiment (the figures in the chapter).
 CONFIG: dict[str, Any] = {
@@ -117,6 +116,40 @@ def summarise(runs: list[dict[str, Any]], cfg: dict[str, Any]) -> list[dict[str,
     return summary
 
 
+def step_costs(cfg: dict[str, Any] | None = None, repeats: int = 4) -> dict[str, float]:
+    """CPU seconds of one training step (forward, backward, SGD step) of every network of the
+    recipe, on a batch of ``batch_size`` random 1x28x28 images, one thread: the median of
+    ``repeats - 1`` timed steps after a warm-up step. Keys ``"plain-8"``, ``"residual-56"``, ..."""
+    from convnets.models import plain_cifar, resnet_cifar
+
+    cfg = cfg or CONFIG
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(cfg["batch_size"], 1, 28, 28, generator=gen)
+        y = torch.randint(0, 10, (cfg["batch_size"],), generator=gen)
+        out: dict[str, float] = {}
+        for depth in cfg["depths"]:
+            for kind, factory in (("plain", plain_cifar), ("residual", resnet_cifar)):
+                torch.manual_seed(0)
+                net = factory(depth=depth, in_channels=1, num_classes=10, width=cfg["width"]).train()
+                opt = torch.optim.SGD(net.parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
+                                      weight_decay=cfg["weight_decay"])
+                times = []
+                for _ in range(repeats):
+                    t0 = time.process_time()
+                    loss = torch.nn.functional.cross_entropy(net(x), y)
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                    times.append(time.process_time() - t0)
+                out[f"{kind}-{depth}"] = sorted(times[1:])[len(times[1:]) // 2]
+        return out
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _device_name(dev: torch.device) -> str:
     return torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"{dev.type} ({platform.processor() or platform.machine()})"
 
@@ -167,7 +200,8 @@ def run(quick: bool = False, device: str | torch.device | None = None,
                     on_trained(list(trained))
     here = _device_name(dev)
     out = {"config": cfg, "runs": runs, "summary": summarise(runs, cfg), "device": here,
-           "torch": torch.__version__, "seconds": time.perf_counter() - t0}
+           "torch": torch.__version__, "seconds": time.perf_counter() - t0,
+           "cpu_s_per_step": step_costs(cfg, repeats=2 if quick else 4)}
     if done:
         now = {r["seed"] for r in trained}
         earlier = sorted({k[2] for k in done} & set(cfg["seeds"]) - now)
